@@ -1,0 +1,170 @@
+"""Typed configuration: ``conf/dmp.yaml`` (plus ``conf/segments/*.yaml``), validated at start-up.
+
+A wrong key or value fails at once with the file, the key and what was expected. Environment
+variables override file values: ``DMP_LAKE__ROOT=s3a://lake`` sets ``lake.root``. S3 credentials
+are never read from files: they come from the environment / the AWS credential chain.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONF = PROJECT_ROOT / "conf" / "dmp.yaml"
+ENV_PREFIX = "DMP_"
+
+
+class ConfigError(Exception):
+    """A configuration problem, always naming the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkSettings(_Strict):
+    master: str = "local[2]"
+    app_name: str = "open-dmp"
+    shuffle_partitions: int = Field(8, ge=1)
+    driver_memory: str = "4g"
+    ui_enabled: bool = False
+    jar_dir: str = ".cache/jars"
+    extra_conf: dict[str, str] = Field(default_factory=dict)
+
+
+class S3Settings(_Strict):
+    endpoint: str | None = None
+    region: str = "us-east-1"
+    path_style_access: bool = True
+    ssl_enabled: bool = False
+
+
+class StorageSettings(_Strict):
+    lake_root: str = "data/lake"
+    raw_root: str = "data/raw"
+    audience_root: str = "data/audiences"
+    reports_root: str = "data/reports"
+
+
+class IngestSettings(_Strict):
+    sources: list[str] = Field(default_factory=lambda: ["web", "app", "email"])
+    bot_user_agent_patterns: list[str] = Field(
+        default_factory=lambda: ["bot", "crawler", "spider", "headless"]
+    )
+    default_country: str = Field("US", pattern=r"^[A-Z]{2}$")
+    max_events_per_cookie_per_day: int = Field(2000, ge=1)
+
+
+class IdentitySettings(_Strict):
+    # Identifier types in order of trust: an event is attributed through the first one present.
+    link_types: list[str] = Field(
+        default_factory=lambda: ["user", "crm", "email", "phone", "device", "cookie"]
+    )
+    anchor_types: list[str] = Field(default_factory=lambda: ["user", "crm"])
+    blocked_emails: list[str] = Field(default_factory=list)
+    blocked_value_patterns: list[str] = Field(default_factory=list)
+    max_anchor_links: int = Field(2, ge=1)
+    max_degree: int = Field(500, ge=2)
+    max_iterations: int = Field(40, ge=1)
+
+
+class LookalikeSettings(_Strict):
+    name: str
+    seed_segment: str
+    reach_percents: list[float] = Field(default_factory=lambda: [1.0, 5.0, 10.0])
+    min_seed_size: int = Field(100, ge=1)
+    holdout_fraction: float = Field(0.2, gt=0, lt=1)
+    unlabelled_ratio: float = Field(5.0, gt=0)
+    consented_only: bool = True
+    seed: int = 7
+
+
+class DestinationSettings(_Strict):
+    name: str
+    platform: Literal["google", "meta", "ttd", "generic"]
+    segments: list[str]
+    min_audience_size: int = Field(100, ge=0)
+    max_rows_per_file: int = Field(1_000_000, ge=1)
+
+
+class Settings(_Strict):
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    segments_dir: str = "conf/segments"
+    lookalikes: list[LookalikeSettings] = Field(default_factory=list)
+    destinations: list[DestinationSettings] = Field(default_factory=list)
+
+    def resolve(self, path: str) -> str:
+        """Resolve a configured location: URIs stay as they are, relative paths hang off the
+        project root, so the same config works from any working directory."""
+        if "://" in path or path.startswith("/"):
+            return path
+        return str(PROJECT_ROOT / path)
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """``DMP_A__B=v`` -> {"a": {"b": v}}; values parsed as YAML so numbers and lists work."""
+    tree: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        node = tree
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = yaml.safe_load(raw)
+    return tree
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: Path) -> Any:
+    if not path.is_file():
+        raise ConfigError(f"{path}: configuration file not found")
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+
+
+def format_validation_error(path: Path, exc: ValidationError, prefix: str = "") -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            what = "unknown key"
+        elif err["type"] == "missing":
+            what = "required key is missing"
+        else:
+            what = f"{err['msg']} (got {err.get('input')!r})"
+        lines.append(f"{path}: {prefix}{key}: {what}")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ if environ is None else environ)
+    conf_path = Path(path or environ.get("DMP_CONF") or DEFAULT_CONF)
+    data = read_yaml(conf_path)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{conf_path}: expected a mapping of sections at the top level")
+    data = _merge(data, _env_overrides(environ))
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(conf_path, exc)) from exc

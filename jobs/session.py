@@ -1,0 +1,73 @@
+"""The one SparkSession factory: Delta, s3a, the local jar cache and local tuning, all from
+configuration. The same code runs under ``local[*]`` and ``spark-submit --master spark://...``
+(a master given by spark-submit wins over the configured one)."""
+
+from __future__ import annotations
+
+import glob
+import os
+
+from pyspark.sql import SparkSession
+
+from jobs.config import Settings
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+
+class SetupError(RuntimeError):
+    pass
+
+
+def jar_paths(settings: Settings) -> list[str]:
+    jar_dir = settings.resolve(settings.spark.jar_dir)
+    jars = sorted(glob.glob(os.path.join(jar_dir, "*.jar")))
+    if not any("delta-spark" in os.path.basename(j) for j in jars):
+        raise SetupError(
+            f"no Delta jar in {jar_dir}: run `make setup` (resolves the JVM jars from Maven Central)"
+        )
+    return jars
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    s3 = settings.s3
+    conf = {
+        "spark.sql.extensions": DELTA_EXTENSION,
+        "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+        "spark.jars": ",".join(jar_paths(settings)),
+        "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.ui.enabled": str(settings.spark.ui_enabled).lower(),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.memory": settings.spark.driver_memory,
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.path.style.access": str(s3.path_style_access).lower(),
+        "spark.hadoop.fs.s3a.endpoint.region": s3.region,
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(s3.ssl_enabled).lower(),
+        # Keys only from the environment / AWS chain, never from config files.
+        "spark.hadoop.fs.s3a.aws.credentials.provider": (
+            "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider,"
+            "software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider"
+        ),
+    }
+    if s3.endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = s3.endpoint
+    conf.update(settings.spark.extra_conf)
+    return conf
+
+
+def get_spark(settings: Settings, app_name: str | None = None) -> SparkSession:
+    builder = SparkSession.builder.appName(app_name or settings.spark.app_name)
+    # Under spark-submit the master is already in the launcher's conf; do not override it.
+    if "PYSPARK_GATEWAY_PORT" not in os.environ and "SPARK_SUBMIT_MASTER" not in os.environ:
+        builder = builder.master(settings.spark.master)
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    ckpt = settings.resolve(settings.storage.lake_root).rstrip("/") + "/_checkpoints/spark"
+    spark.sparkContext.setCheckpointDir(ckpt)
+    return spark
