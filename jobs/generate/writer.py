@@ -1,0 +1,234 @@
+"""Writes the generated world laid out as in object storage, plus the ground truth beside it.
+
+``<out>/raw/<source>/dt=YYYY-MM-DD/part-NNNN.ndjson.gz`` (web, app, email),
+``<out>/raw/crm/dt=YYYY-MM-DD/customers.csv`` and ``<out>/truth/*``. People are generated one at a
+time from their own seeded random stream, so memory stays flat whatever the scale.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+import os
+import random
+import time
+from collections import Counter
+from datetime import date, datetime, timedelta
+
+from jobs.generate.behaviour import person_events
+from jobs.generate.population import COUNTRIES, Person, make_person, messy_email, messy_phone
+
+LATE_RATE = 0.02  # events delivered in the next day's folder
+DUPLICATE_RATE = 0.01  # events delivered twice
+MALFORMED_RATE = 0.002  # garbage lines per line written
+BOT_UAS = ["Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+           "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/120.0 Safari/537.36",
+           "AhrefsBot/7.0 crawler"]
+PEOPLE_PER_SHARD = 20_000
+
+
+class RawFiles:
+    """Lazily opened gzip NDJSON files, one per (source, dt, shard)."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.handles: dict[tuple[str, str, int], gzip.GzipFile] = {}
+
+    def write(self, source: str, dt: str, shard: int, line: str) -> None:
+        key = (source, dt, shard)
+        fh = self.handles.get(key)
+        if fh is None:
+            folder = os.path.join(self.root, source, f"dt={dt}")
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, f"part-{shard:04d}.ndjson.gz")
+            fh = self.handles[key] = gzip.open(path, "wt", compresslevel=5, encoding="utf-8")
+        fh.write(line + "\n")
+
+    def close(self) -> None:
+        for fh in self.handles.values():
+            fh.close()
+
+
+def _malformed(rng: random.Random, good: dict) -> tuple[str, str]:
+    kind = rng.choice(["truncated", "not_json", "bad_timestamp", "missing_event_id", "bad_price"])
+    if kind == "truncated":
+        return kind, json.dumps(good)[: rng.randint(5, 40)]
+    if kind == "not_json":
+        return kind, "<html><body>502 Bad Gateway</body></html>"
+    bad = dict(good, event_id="bad-" + good["event_id"])
+    if kind == "bad_timestamp":
+        bad["event_ts"] = "2026-13-45T99:00:00Z"
+    elif kind == "missing_event_id":
+        del bad["event_id"]
+    else:
+        bad["price"] = "abc"
+    return kind, json.dumps(bad)
+
+
+class Truth:
+    """Accumulates what the pipeline should find, from the events it will be able to see."""
+
+    def __init__(self):
+        self.people: list[dict] = []
+        self.identifiers: Counter = Counter()  # (type, value) -> number of people using it
+        self.ident_rows: list[tuple[str, str, str]] = []
+        self.summary: Counter = Counter()
+
+    def add_person(self, p: Person, stats: dict, seen: set[tuple[str, str]], consent: bool):
+        for id_type, value in sorted(seen):
+            self.identifiers[(id_type, value)] += 1
+            self.ident_rows.append((p.key, id_type, value))
+        self.people.append({
+            "person_key": p.key, "persona": p.persona, "kind": p.kind, "country": p.country,
+            "ad_consent": consent, **stats,
+            "is_browse_abandoner": stats["winter_coat_views"] >= 2 and stats["purchases"] == 0,
+            "is_winter_coat_buyer": stats["winter_coat_purchases"] >= 1,
+        })
+
+    def write(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "people.csv"), "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(self.people[0]))
+            w.writeheader()
+            w.writerows(self.people)
+        with open(os.path.join(folder, "identifiers.csv"), "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["person_key", "id_type", "value", "shared"])
+            for key, id_type, value in self.ident_rows:
+                w.writerow([key, id_type, value, self.identifiers[(id_type, value)] > 1])
+        with open(os.path.join(folder, "summary.json"), "w") as fh:
+            json.dump(dict(sorted(self.summary.items())), fh, indent=2)
+
+
+def _identifiers_of(e: dict, p: Person) -> set[tuple[str, str]]:
+    seen = set()
+    for field, id_type in (("anonymous_id", "cookie"), ("device_id", "device"),
+                           ("user_id", "user")):
+        if e.get(field):
+            seen.add((id_type, e[field]))
+    if e.get("email"):
+        seen.add(("email", e["email"].strip().lower()))
+    if e.get("phone"):
+        seen.add(("phone", p.phone))
+    return seen
+
+
+def _write_crm(root: str, dt: str, rows: list[dict], rng: random.Random, truth: Truth) -> None:
+    folder = os.path.join(root, "crm", f"dt={dt}")
+    os.makedirs(folder, exist_ok=True)
+    cols = ["customer_id", "email", "phone", "first_name", "last_name", "country", "zip",
+            "opt_out", "updated_at"]
+    with open(os.path.join(folder, "customers.csv"), "w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=cols)
+        w.writeheader()
+        for row in rows:
+            w.writerow(row)
+        # Rows a CRM export really contains: no id at all, and a broken email.
+        w.writerow(dict(rows[0], customer_id="", email="orphan@example.org"))
+        w.writerow(dict(rows[-1], customer_id="C-BROKEN-1", email="john.doe@", phone=""))
+    truth.summary["crm_rows"] = len(rows) + 2
+    truth.summary["crm_rows_missing_id"] = 1
+    truth.summary["crm_invalid_emails"] = 1
+
+
+def generate(out: str, people: int, days: int, seed: int, start: date, progress=print) -> dict:
+    t0 = time.time()
+    raw_root = os.path.join(out, "raw")
+    files = RawFiles(raw_root)
+    truth = Truth()
+    start_dt = datetime(start.year, start.month, start.day)
+    last = start + timedelta(days=days - 1)
+    noise = random.Random(seed)  # traps that do not belong to a person
+    crm_rows: list[dict] = []
+    for index in range(people):
+        p = make_person(seed, index)
+        rng = random.Random(seed * 7_919 + index)
+        shard = index // PEOPLE_PER_SHARD
+        stats = Counter(events=0, winter_coat_views=0, purchases=0, winter_coat_purchases=0)
+        revenue = 0.0
+        seen: set[tuple[str, str]] = set()
+        consent: tuple[str, bool] | None = None
+        for _day, e in person_events(rng, p, start_dt, days):
+            dt = e["event_ts"][:10]
+            if dt < last.isoformat() and rng.random() < LATE_RATE:
+                dt = (date.fromisoformat(dt) + timedelta(days=1)).isoformat()
+                truth.summary["late_events"] += 1
+            line = json.dumps(e, ensure_ascii=False)
+            files.write(e["source"], dt, shard, line)
+            truth.summary["lines"] += 1
+            if rng.random() < DUPLICATE_RATE:
+                redelivery = dt if dt == last.isoformat() or rng.random() < 0.5 else last.isoformat()
+                files.write(e["source"], redelivery, shard, line)
+                truth.summary["duplicate_deliveries"] += 1
+                truth.summary["lines"] += 1
+            if noise.random() < MALFORMED_RATE:
+                kind, bad = _malformed(noise, e)
+                files.write(e["source"], dt, shard, bad)
+                truth.summary[f"malformed_{kind}"] += 1
+                truth.summary["malformed_lines"] += 1
+                truth.summary["lines"] += 1
+            stats["events"] += 1
+            truth.summary[f"events_{e['source']}"] += 1
+            cat = e.get("category")
+            if e["event_type"] == "product_view" and cat == "winter_coats":
+                stats["winter_coat_views"] += 1
+            if e["event_type"] == "purchase":
+                stats["purchases"] += 1
+                stats["winter_coat_purchases"] += cat == "winter_coats"
+                revenue += e["revenue"]
+            if e.get("ad_consent") is not None:
+                consent = (e["event_ts"], e["ad_consent"])
+            seen |= _identifiers_of(e, p)
+        truth.summary["events"] += stats["events"]
+        if p.crm_id:
+            updated = f"{last.isoformat()}T23:00:00Z"
+            crm_rows.append({
+                "customer_id": p.crm_id, "email": messy_email(rng, p.email),
+                "phone": messy_phone(rng, p.phone, p.country) if p.phone else "",
+                "first_name": p.first_name, "last_name": p.last_name, "country": p.country,
+                "zip": p.zip, "opt_out": "Y" if p.crm_opt_out else "N", "updated_at": updated,
+            })
+            seen |= {("crm", p.crm_id), ("email", p.email)}
+            if p.phone:
+                seen.add(("phone", p.phone))
+            if p.crm_opt_out:
+                consent = (updated, False)
+        final_consent = consent[1] if consent else False  # no statement: no consent
+        truth.add_person(p, {**stats, "revenue": round(revenue, 2)}, seen, final_consent)
+        if (index + 1) % 5000 == 0 or index + 1 == people:
+            progress(f"  generated {index + 1:,}/{people:,} people, "
+                     f"{truth.summary['lines']:,} lines ({time.time() - t0:.0f}s)")
+    _write_bots(files, noise, start, days, truth)
+    files.close()
+    _write_crm(raw_root, last.isoformat(), crm_rows, noise, truth)
+    truth.summary.update(people=people, days=days, seed=seed, start=0)
+    truth.summary["start"] = start.isoformat()
+    truth.write(os.path.join(out, "truth"))
+    return dict(truth.summary)
+
+
+def _write_bots(files: RawFiles, rng: random.Random, start: date, days: int, truth: Truth):
+    """Crawlers announced in the user agent, and one quiet scraper given away by its volume."""
+    n = max(2, len(truth.people) // 300)
+    for b in range(n + 1):
+        stealth = b == n
+        cookie = f"bot-{b:04d}-{rng.getrandbits(32):08x}"
+        for day in range(days if not stealth else 1):
+            count = 2100 if stealth else rng.randint(20, 80)
+            t = datetime(start.year, start.month, start.day) + timedelta(days=day, hours=1)
+            for i in range(count):
+                e = {"event_id": f"bot-{b}-{day}-{i}-{rng.getrandbits(32):08x}",
+                     "event_type": "page_view", "source": "web",
+                     "event_ts": (t + timedelta(seconds=i * 2)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                     "anonymous_id": cookie, "ip": f"192.0.2.{b % 250 + 1}",
+                     "user_agent": WEB_UA_STEALTH if stealth else BOT_UAS[b % len(BOT_UAS)],
+                     "page": f"/p/{rng.randint(1, 999)}", "country": "US"}
+                files.write("web", e["event_ts"][:10], 0, json.dumps(e))
+                truth.summary["bot_events"] += 1
+                truth.summary["lines"] += 1
+        truth.summary["bots"] += 1
+
+
+WEB_UA_STEALTH = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/131.0"
+_ = COUNTRIES  # re-exported for callers that format phones

@@ -1,0 +1,1 @@
+"""Ingest: raw files in object storage -> bronze -> silver (typed, deduplicated, hashed)."""

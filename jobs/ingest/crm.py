@@ -1,0 +1,89 @@
+"""Pure transformations for CRM / third-party customer files (CSV, every column as text)."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from jobs.ingest.normalise import email_hashes, google_name, meta_name, phone_hashes, sha256_hex
+
+CRM_FIELDS = ["customer_id", "email", "phone", "first_name", "last_name", "country", "zip",
+              "opt_out", "updated_at"]
+CRM_SCHEMA = StructType([StructField(f, StringType()) for f in CRM_FIELDS])
+
+
+def crm_to_bronze(rows: DataFrame, default_country: str) -> DataFrame:
+    """Raw CRM rows -> bronze: as delivered, but emails, phones and names hashed at once."""
+    c = F.col
+    country = F.upper(F.trim(c("country")))
+    return rows.select(
+        "customer_id",
+        *[col.alias(n) for n, col in email_hashes(c("email")).items()],
+        *[col.alias(n) for n, col in phone_hashes(c("phone"), country, default_country).items()],
+        sha256_hex(google_name(c("first_name"))).alias("first_name_sha256"),
+        sha256_hex(google_name(c("last_name"))).alias("last_name_sha256"),
+        sha256_hex(meta_name(c("first_name"))).alias("first_name_meta_sha256"),
+        sha256_hex(meta_name(c("last_name"))).alias("last_name_meta_sha256"),
+        (F.length(F.trim(F.coalesce(c("email"), F.lit("")))) > 0).alias("had_email"),
+        (F.length(F.trim(F.coalesce(c("phone"), F.lit("")))) > 0).alias("had_phone"),
+        country.alias("country"),
+        F.trim(c("zip")).alias("zip"),
+        "opt_out",
+        "updated_at",
+        "source_file",
+        F.regexp_extract("source_file", r"dt=(\d{4}-\d{2}-\d{2})", 1).alias("dt"),
+        F.current_timestamp().alias("ingested_at"),
+    )
+
+
+def split_crm(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """bronze CRM -> (silver: one row per customer, latest update wins; quarantine).
+    A row without a customer id is quarantined; a broken email or phone only loses that field
+    (the row still carries the rest) and is reported as a quarantine row of its own."""
+    c = F.col
+    updated = F.coalesce(
+        F.try_to_timestamp(c("updated_at"), F.lit("yyyy-MM-dd'T'HH:mm:ssX")),
+        F.try_to_timestamp(c("updated_at"), F.lit("yyyy-MM-dd")),
+    )
+    b = bronze.withColumn("updated_ts", updated)
+    reason = (
+        F.when(c("customer_id").isNull() | (F.trim(c("customer_id")) == ""),
+               F.lit("missing_customer_id"))
+        .when(c("updated_ts").isNull(), F.lit("invalid_updated_at"))
+    )
+    field_issue = (
+        F.when(c("had_email") & c("email_sha256").isNull(), F.lit("invalid_email"))
+        .when(c("had_phone") & c("phone_sha256").isNull(), F.lit("invalid_phone"))
+    )
+    b = b.withColumn("reason", reason).withColumn("field_issue", field_issue)
+    quarantine = b.where(c("reason").isNotNull() | c("field_issue").isNotNull()).select(
+        F.coalesce("reason", "field_issue").alias("reason"),
+        F.col("customer_id").alias("event_id"),
+        F.lit("crm").alias("source"),
+        "source_file",
+        "dt",
+        F.to_json(F.struct("customer_id", "country", "updated_at")).alias("detail"),
+        "ingested_at",
+    )
+    latest = Window.partitionBy("customer_id").orderBy(c("updated_ts").desc(), c("source_file"))
+    opt_out = F.upper(F.trim(c("opt_out")))
+    silver = (
+        b.where(c("reason").isNull())
+        .withColumn("_n", F.row_number().over(latest))
+        .where("_n = 1")
+        .select(
+            F.trim("customer_id").alias("customer_id"),
+            "email_sha256", "email_google_sha256", "email_uid2_sha256",
+            "phone_sha256", "phone_digits_sha256",
+            "first_name_sha256", "last_name_sha256",
+            "first_name_meta_sha256", "last_name_meta_sha256",
+            "country", "zip",
+            F.when(opt_out.isin("Y", "YES", "TRUE", "1"), True)
+            .when(opt_out.isin("N", "NO", "FALSE", "0"), False)
+            .alias("opt_out"),
+            c("updated_ts").alias("updated_at"),
+            "source_file",
+        )
+    )
+    return silver, quarantine

@@ -1,0 +1,141 @@
+"""Pure transformations for clickstream events: raw NDJSON lines -> bronze rows -> silver rows.
+
+Bronze keeps every delivered field as a string, except that emails and phones are replaced by
+their hashes at once (raw PII never leaves the landing zone). Silver is typed with tolerant
+parsing (Spark 4 runs ANSI SQL: a bad cast would raise, so every cast is a ``try_``), and every
+row that cannot be used goes to quarantine with a reason.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql.types import StringType, StructField, StructType
+
+from jobs.ingest.normalise import email_hashes, phone_hashes
+
+# The documented raw event schema (README, "Event schema"). Everything arrives as text.
+RAW_FIELDS = [
+    "event_id", "event_type", "event_ts", "source", "anonymous_id", "device_id", "user_id",
+    "session_id", "email", "phone", "ip", "user_agent", "country", "page", "product_id",
+    "category", "price", "quantity", "order_id", "revenue", "currency", "campaign_id",
+    "ad_consent",
+]
+RAW_SCHEMA = StructType([StructField(f, StringType()) for f in RAW_FIELDS])
+EVENT_TYPES = ["page_view", "product_view", "add_to_cart", "purchase", "login", "signup",
+               "search", "app_open", "email_open", "email_click", "consent_update"]
+HASH_COLUMNS = ["email_sha256", "email_google_sha256", "email_uid2_sha256", "phone_sha256",
+                "phone_digits_sha256"]
+EMAIL_LIKE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
+PHONE_LIKE = r"\+?[0-9][0-9 ()\-]{7,}[0-9]"
+
+
+def mask_pii(text: Column) -> Column:
+    """For lines we cannot parse: blank out anything email- or phone-shaped before storing."""
+    return F.regexp_replace(F.regexp_replace(text, EMAIL_LIKE, "<email>"), PHONE_LIKE, "<phone>")
+
+
+def to_bronze(lines: DataFrame, default_country: str) -> DataFrame:
+    """(value, source_file) lines -> bronze: every field as delivered, PII hashed, and the
+    masked raw line kept only where the line was not valid JSON."""
+    parsed = lines.withColumn("j", F.from_json("value", RAW_SCHEMA, {"mode": "PERMISSIVE"}))
+    is_json = F.col("j").isNotNull() & F.expr("try_parse_json(value) IS NOT NULL")
+    fields = [F.col(f"j.{f}").alias(f) for f in RAW_FIELDS if f not in ("email", "phone")]
+    hashes = {**email_hashes(F.col("j.email")),
+              **phone_hashes(F.col("j.phone"), F.col("j.country"), default_country)}
+    return parsed.select(
+        *fields,
+        *[c.alias(n) for n, c in hashes.items()],
+        F.col("j.email").isNotNull().alias("had_email"),
+        F.col("j.phone").isNotNull().alias("had_phone"),
+        F.when(~is_json, mask_pii(F.col("value"))).alias("unparsed_line"),
+        "source_file",
+        F.regexp_extract("source_file", r"dt=(\d{4}-\d{2}-\d{2})", 1).alias("dt"),
+        F.current_timestamp().alias("ingested_at"),
+    )
+
+
+def _parse_ts(col: Column) -> Column:
+    return F.coalesce(
+        F.try_to_timestamp(col, F.lit("yyyy-MM-dd'T'HH:mm:ss.SSSX")),
+        F.try_to_timestamp(col, F.lit("yyyy-MM-dd'T'HH:mm:ssX")),
+    )
+
+
+def quarantine_reason(b: DataFrame) -> Column:
+    """The first reason a bronze row cannot become a silver row, or null if it can."""
+    c = F.col
+    return (
+        F.when(c("unparsed_line").isNotNull(), F.lit("unparseable_json"))
+        .when(c("event_id").isNull() | (F.trim(c("event_id")) == ""), F.lit("missing_event_id"))
+        .when(_parse_ts(c("event_ts")).isNull(), F.lit("invalid_event_ts"))
+        .when(~c("event_type").isin(EVENT_TYPES), F.lit("unknown_event_type"))
+        .when(c("price").isNotNull() & c("price").try_cast("double").isNull(),
+              F.lit("invalid_price"))
+        .when(c("revenue").isNotNull() & c("revenue").try_cast("double").isNull(),
+              F.lit("invalid_revenue"))
+        .when(c("quantity").isNotNull() & c("quantity").try_cast("int").isNull(),
+              F.lit("invalid_quantity"))
+        .when(F.coalesce(c("anonymous_id"), c("device_id"), c("user_id"), c("email_sha256"))
+              .isNull(), F.lit("no_identifier"))
+    )
+
+
+def bot_reason(b: DataFrame, ua_patterns: list[str], max_per_day: int) -> Column:
+    """Bots: a known crawler user agent, or a cookie far busier than any person (per day)."""
+    ua_re = "(?i)(" + "|".join(ua_patterns) + ")"
+    per_cookie_day = F.count(F.lit(1)).over(
+        Window.partitionBy("anonymous_id", F.to_date(_parse_ts(F.col("event_ts"))))
+    )
+    return (
+        F.when(F.coalesce(F.col("user_agent"), F.lit("")).rlike(ua_re), F.lit("bot_user_agent"))
+        .when(F.col("anonymous_id").isNotNull() & (per_cookie_day > max_per_day),
+              F.lit("bot_volume"))
+    )
+
+
+def split_bronze(
+    bronze: DataFrame, ua_patterns: list[str], max_per_day: int
+) -> tuple[DataFrame, DataFrame]:
+    """bronze -> (silver rows, quarantine rows with a reason). Deduplicated on event_id."""
+    b = bronze.withColumn("reason", quarantine_reason(bronze))
+    b = b.withColumn("reason", F.coalesce("reason", bot_reason(b, ua_patterns, max_per_day)))
+    quarantine = b.where(F.col("reason").isNotNull()).select(
+        "reason", "event_id", "source", "source_file", "dt",
+        F.coalesce("unparsed_line", F.to_json(F.struct(
+            "event_id", "event_type", "event_ts", "anonymous_id", "user_agent", "price"
+        ))).alias("detail"),
+        "ingested_at",
+    )
+    good = b.where(F.col("reason").isNull())
+    ts = _parse_ts(F.col("event_ts"))
+    silver = good.select(
+        "event_id",
+        "event_type",
+        ts.alias("event_ts"),
+        F.to_date(ts).alias("event_date"),
+        "source",
+        *[F.when(F.trim(F.col(c)) != "", F.col(c)).alias(c)
+          for c in ("anonymous_id", "device_id", "user_id", "session_id")],
+        *HASH_COLUMNS,
+        "ip",
+        "user_agent",
+        F.upper("country").alias("country"),
+        "page",
+        "product_id",
+        "category",
+        F.col("price").try_cast("double").alias("price"),
+        F.col("quantity").try_cast("int").alias("quantity"),
+        "order_id",
+        F.col("revenue").try_cast("double").alias("revenue"),
+        "currency",
+        "campaign_id",
+        F.lower("ad_consent").try_cast("boolean").alias("ad_consent"),
+        "source_file",
+        "ingested_at",
+    )
+    first = Window.partitionBy("event_id").orderBy("ingested_at", "source_file")
+    silver = (
+        silver.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+    )
+    return silver, quarantine

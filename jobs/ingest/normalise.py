@@ -1,0 +1,102 @@
+"""Identifier normalisation and hashing as pure Column expressions (no Python UDFs).
+
+The lake keeps one SHA-256 per form that a destination needs, because a hash cannot be undone:
+- ``email_sha256``: trimmed + lowercased (Meta, generic);
+- ``email_google_sha256``: + dots removed from the local part for gmail.com / googlemail.com;
+- ``email_uid2_sha256``: + dots and ``+suffix`` removed for gmail.com only (UID2 / The Trade Desk;
+  TTD wants Base64 of the digest, derivable from this hex);
+- ``phone_sha256``: E.164 with the ``+`` (Google, TTD);  ``phone_digits_sha256``: digits only
+  (Meta);
+- names: ``*_sha256`` trimmed + lowercased (Google), ``*_meta_sha256`` lowercase letters only.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import Column
+from pyspark.sql import functions as F
+
+EMAIL_PATTERN = r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$"
+SHA256_HEX = r"^[0-9a-f]{64}$"
+CALLING_CODES = {"US": "1", "CA": "1", "GB": "44", "FR": "33", "DE": "49", "ES": "34",
+                 "IT": "39", "NL": "31", "BE": "32", "AU": "61", "IE": "353"}
+
+
+def sha256_hex(col: Column) -> Column:
+    return F.sha2(col, 256)
+
+
+def normalise_email(col: Column) -> Column:
+    e = F.lower(F.trim(col))
+    return F.when(e.rlike(EMAIL_PATTERN), e)
+
+
+def _local(e: Column) -> Column:
+    return F.substring_index(e, "@", 1)
+
+
+def _domain(e: Column) -> Column:
+    return F.substring_index(e, "@", -1)
+
+
+def google_email(email: Column) -> Column:
+    """Google Customer Match: gmail.com and googlemail.com lose every dot of the local part."""
+    d = _domain(email)
+    return F.when(
+        d.isin("gmail.com", "googlemail.com"),
+        F.concat(F.regexp_replace(_local(email), r"\.", ""), F.lit("@"), d),
+    ).otherwise(email)
+
+
+def uid2_email(email: Column) -> Column:
+    """UID2 (The Trade Desk): gmail.com only (not googlemail.com) loses dots and a +suffix."""
+    d = _domain(email)
+    local = F.regexp_replace(F.regexp_replace(_local(email), r"\+.*$", ""), r"\.", "")
+    return F.when(d == "gmail.com", F.concat(local, F.lit("@"), d)).otherwise(email)
+
+
+def normalise_phone(col: Column, country: Column, default_country: str = "US") -> Column:
+    """To E.164 (``+`` and 8..15 digits); national numbers take the record's country code."""
+    raw = F.trim(col)
+    digits = F.regexp_replace(raw, r"[^0-9]", "")
+    cc_map = F.create_map(*[F.lit(x) for kv in CALLING_CODES.items() for x in kv])
+    cc = F.coalesce(cc_map[F.upper(country)], F.lit(CALLING_CODES.get(default_country, "1")))
+    e164 = (
+        F.when(raw.startswith("+"), F.concat(F.lit("+"), digits))
+        .when(digits.startswith("00"), F.concat(F.lit("+"), F.substring(digits, 3, 20)))
+        .when((cc == "1") & (F.length(digits) == 11) & digits.startswith("1"),
+              F.concat(F.lit("+"), digits))
+        .when((cc == "1") & (F.length(digits) == 10), F.concat(F.lit("+1"), digits))
+        .when(digits.startswith("0"), F.concat(F.lit("+"), cc, F.substring(digits, 2, 20)))
+    )
+    return F.when(e164.rlike(r"^\+[1-9][0-9]{7,14}$"), e164)
+
+
+def google_name(col: Column) -> Column:
+    n = F.lower(F.trim(col))
+    return F.when(F.length(n) > 0, n)
+
+
+def meta_name(col: Column) -> Column:
+    """Meta: lowercase letters only (accents kept as letters, punctuation and spaces dropped)."""
+    n = F.regexp_replace(F.lower(F.trim(col)), r"[^\p{L}]", "")
+    return F.when(F.length(n) > 0, n)
+
+
+def email_hashes(raw: Column) -> dict[str, Column]:
+    """The email hash columns. A value that arrives already hashed is kept as the canonical hash
+    (never hashed twice); the platform-specific forms cannot be derived from it and stay null."""
+    e = normalise_email(raw)
+    pre_hashed = F.lower(F.trim(raw))
+    return {
+        "email_sha256": F.when(pre_hashed.rlike(SHA256_HEX), pre_hashed).otherwise(sha256_hex(e)),
+        "email_google_sha256": sha256_hex(google_email(e)),
+        "email_uid2_sha256": sha256_hex(uid2_email(e)),
+    }
+
+
+def phone_hashes(raw: Column, country: Column, default_country: str) -> dict[str, Column]:
+    p = normalise_phone(raw, country, default_country)
+    return {
+        "phone_sha256": sha256_hex(p),
+        "phone_digits_sha256": sha256_hex(F.substring(p, 2, 20)),
+    }

@@ -1,0 +1,97 @@
+"""Where every table lives and how it is read and written (Delta, idempotent per run date)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.config import Settings
+
+# table name -> partition columns. Locations are <lake_root>/<layer>/<name>.
+TABLES: dict[str, list[str]] = {
+    "bronze.events": ["dt"],
+    "bronze.crm": ["dt"],
+    "silver.events": ["event_date"],
+    "silver.crm": [],
+    "silver.quarantine": ["dt"],
+    "quality.results": ["run_date"],
+    "identity.edges": [],
+    "identity.person_map": [],
+    "identity.report": ["run_date"],
+    "gold.profiles": [],
+    "gold.segment_membership": ["run_date"],
+    "gold.segment_changes": ["run_date"],
+    "gold.lookalike_scores": ["run_date"],
+    "gold.lookalike_evaluation": ["run_date"],
+    "gold.exports": ["run_date"],
+    "reports.runs": [],
+}
+
+
+@dataclass
+class Lake:
+    spark: SparkSession
+    settings: Settings
+
+    @property
+    def root(self) -> str:
+        return self.settings.resolve(self.settings.storage.lake_root).rstrip("/")
+
+    def path(self, table: str) -> str:
+        if table not in TABLES:
+            raise KeyError(f"unknown lake table {table!r}; known: {', '.join(TABLES)}")
+        layer, name = table.split(".")
+        return f"{self.root}/{layer}/{name}"
+
+    def checkpoint(self, name: str) -> str:
+        return f"{self.root}/_checkpoints/{name}"
+
+    def exists(self, table: str) -> bool:
+        from delta.tables import DeltaTable
+
+        return DeltaTable.isDeltaTable(self.spark, self.path(table))
+
+    def read(self, table: str) -> DataFrame:
+        if not self.exists(table):
+            raise MissingTableError(f"table {table} does not exist yet at {self.path(table)}")
+        return self.spark.read.format("delta").load(self.path(table))
+
+    def overwrite(self, df: DataFrame, table: str) -> None:
+        self._writer(df, table).mode("overwrite").option("overwriteSchema", "true").save(
+            self.path(table)
+        )
+
+    def replace_partition(self, df: DataFrame, table: str, column: str, value: str) -> None:
+        """Idempotent write of one run's slice: a rerun replaces it, never duplicates it."""
+        writer = self._writer(df, table).mode("overwrite")
+        if self.exists(table):
+            writer = writer.option("replaceWhere", f"{column} = '{value}'")
+        writer.save(self.path(table))
+
+    def append(self, df: DataFrame, table: str, txn: tuple[str, int] | None = None) -> None:
+        writer = self._writer(df, table).mode("append")
+        if txn:  # Delta skips a (txnAppId, txnVersion) it has already committed
+            writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
+        writer.save(self.path(table))
+
+    def last_write_rows(self, table: str) -> int:
+        """Rows written by the table's latest commit, from Delta's own operation metrics."""
+        from delta.tables import DeltaTable
+
+        row = DeltaTable.forPath(self.spark, self.path(table)).history(1).first()
+        metrics = row["operationMetrics"] or {}
+        for key in ("numOutputRows", "numTargetRowsInserted"):
+            if key in metrics:
+                return int(metrics[key])
+        return 0
+
+    def _writer(self, df: DataFrame, table: str):
+        writer = df.write.format("delta")
+        if TABLES[table]:
+            writer = writer.partitionBy(*TABLES[table])
+        return writer
+
+
+class MissingTableError(RuntimeError):
+    pass
