@@ -1,0 +1,25 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+PY := .venv/bin/python
+export PYSPARK_PYTHON := $(CURDIR)/.venv/bin/python
+
+.PHONY: setup demo test lint format clean
+
+setup:
+	@bash infra/scripts/setup.sh
+
+demo: setup
+	.venv/bin/dmp demo
+
+test: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	$(PY) -m pytest -q
+
+lint: setup
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+format: setup
+	.venv/bin/ruff format . && .venv/bin/ruff check --fix .
+
+clean:
+	rm -rf data .pytest_cache

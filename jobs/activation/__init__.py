@@ -1,0 +1,1 @@
+"""Activation: audience files per ad platform, full and add/remove, consent-safe."""

@@ -1,0 +1,91 @@
+"""Export job: for every destination and segment, the consented audience as full + add/remove
+files in the platform's format, with a size gate and a manifest."""
+
+from __future__ import annotations
+
+from pyspark.sql import functions as F
+
+from jobs.activation.files import publish
+from jobs.activation.formats import FORMATS
+from jobs.activation.identifiers import person_identifiers
+from jobs.identity.graph import blocked_nodes
+from jobs.lake import Lake
+from jobs.profiles.run import attributed_events
+from jobs.report import JobReport, say
+
+
+def consented(members, profiles):
+    """The one place consent is enforced for activation: only persons whose latest advertising
+    statement is a yes."""
+    ok = profiles.where(F.col("ad_consent") == F.lit(True)).select("person_id")
+    return members.join(ok, "person_id", "left_semi")
+
+
+def previous_export(lake: Lake, destination: str, segment: str, run_date: str):
+    if not lake.exists("gold.exports"):
+        return None
+    ex = lake.read("gold.exports").where(
+        (F.col("destination") == destination) & (F.col("segment") == segment)
+        & (F.col("run_date") < run_date)
+    )
+    last = ex.agg(F.max("run_date")).first()[0]
+    return None if last is None else ex.where(F.col("run_date") == last).select("person_id")
+
+
+def run(lake: Lake, report: JobReport, run_date: str) -> None:
+    spark = lake.spark
+    crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
+    blocked = [n.split(":", 1)[1] for n in blocked_nodes(lake.settings.identity.blocked_emails)]
+    ids = person_identifiers(attributed_events(lake, run_date), lake.read("identity.person_map"),
+                             crm, blocked).cache()
+    profiles = lake.read("gold.profiles")
+    members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
+    audience_root = lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/")
+    exported_rows = []
+    for dest in lake.settings.destinations:
+        fmt = FORMATS[dest.platform]
+        for segment in dest.segments:
+            label = f"{dest.name}/{segment}"
+            seg = members.where(F.col("segment") == segment).select("person_id")
+            audience = consented(seg, profiles).cache()
+            size = audience.count()
+            report.dropped[f"{label} no consent"] = seg.count() - size
+            if size < dest.min_audience_size:
+                say(f"[export] {label}: {size:,} consented people, below the minimum of "
+                    f"{dest.min_audience_size:,} for {dest.platform}: not exported")
+                report.facts[f"{label}"] = f"skipped ({size:,} < {dest.min_audience_size:,})"
+                continue
+            rows, rejected = fmt(ids.join(audience, "person_id", "inner"))
+            prev = previous_export(lake, dest.name, segment, run_date)
+            shipped = rows.select("person_id").distinct()
+            parts = {"full": rows.drop("person_id")}
+            if prev is not None:
+                adds = shipped.join(prev, "person_id", "left_anti")
+                removes = prev.join(shipped, "person_id", "left_anti")
+                parts["add"] = rows.join(adds, "person_id", "left_semi").drop("person_id")
+                # removals carry the identifiers the platform knows them by, consent or not
+                removed_rows, _ = fmt(ids.join(removes, "person_id", "inner"))
+                parts["remove"] = removed_rows.drop("person_id")
+            folder = f"{audience_root}/{dest.name}/{segment}/{run_date}"
+            n_rows = rows.count()
+            n_rejected = rejected.count()
+            manifest = publish(
+                spark, folder, parts, "parquet" if dest.platform == "generic" else "csv",
+                dest.max_rows_per_file,
+                {"destination": dest.name, "platform": dest.platform, "segment": segment,
+                 "run_date": run_date, "people": size, "rows": n_rows, "rejected": n_rejected,
+                 "delta_against_previous": prev is not None},
+            )
+            exported_rows.append((run_date, dest.name, segment, shipped))
+            report.written[label] = n_rows
+            report.dropped[f"{label} rejected"] = n_rejected
+            report.facts[label] = f"{n_rows:,} rows -> {folder} ({sum(map(len, manifest['files'].values()))} files)"
+            audience.unpersist()
+    if exported_rows:
+        frames = [s.select(F.lit(d).alias("run_date"), F.lit(n).alias("destination"),
+                           F.lit(g).alias("segment"), "person_id")
+                  for d, n, g, s in exported_rows]
+        allx = frames[0]
+        for f in frames[1:]:
+            allx = allx.unionByName(f)
+        lake.replace_partition(allx, "gold.exports", "run_date", run_date)

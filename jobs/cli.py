@@ -1,0 +1,156 @@
+"""``dmp``: the command line through which people and DAGs run the platform."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import date, timedelta
+
+from jobs.config import ConfigError, load_settings
+
+JOB_HELP = {
+    "ingest": "raw files -> bronze -> silver (exactly once; bad rows quarantined)",
+    "quality": "Great Expectations checkpoints on the silver layer (fails on a broken gate)",
+    "identity": "identifier graph -> connected components -> person map",
+    "profiles": "one profile row per person",
+    "segments": "evaluate conf/segments/*.yaml; membership with entered/exited history",
+    "lookalike": "expand seed segments with a Spark ML model; scores, reach segments, evaluation",
+    "export": "audience files per ad platform: full + add/remove, consent and size gates",
+}
+
+
+def _date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dmp", description="Open DMP: Spark jobs for marketing data.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_conf(sp):
+        sp.add_argument("--conf", help="configuration file (default: conf/dmp.yaml or $DMP_CONF)")
+        return sp
+
+    g = with_conf(sub.add_parser("generate", help="write sample raw data with ground truth"))
+    g.add_argument("--people", type=int, default=5000)
+    g.add_argument("--days", type=int, default=14)
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--start", type=_date, default="2026-11-01", help="first day (YYYY-MM-DD)")
+    g.add_argument("--out", default=None,
+                   help="output folder; raw/ and truth/ are written inside "
+                        "(default: the parent of storage.raw_root)")
+    for job, text in JOB_HELP.items():
+        sp = with_conf(sub.add_parser(job, help=text, description=text))
+        sp.add_argument("--date", type=_date, required=True, help="run date (YYYY-MM-DD)")
+    pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
+    pl.add_argument("--date", type=_date, required=True)
+    d = with_conf(sub.add_parser("demo", help="generate sample data and run the whole pipeline"))
+    d.add_argument("--people", type=int, default=5000)
+    d.add_argument("--days", type=int, default=14)
+    d.add_argument("--seed", type=int, default=42)
+    return p
+
+
+def _lake(settings):
+    from jobs.lake import Lake
+    from jobs.session import get_spark
+
+    return Lake(get_spark(settings), settings)
+
+
+def cmd_generate(settings, args) -> dict:
+    import os
+
+    from jobs.generate import generate
+
+    out = args.out or os.path.dirname(settings.resolve(settings.storage.raw_root).rstrip("/"))
+    print(f"generating {args.people:,} people x {args.days} days (seed {args.seed}) into {out}",
+          file=sys.stderr)
+    summary = generate(out, args.people, args.days, args.seed, date.fromisoformat(args.start))
+    print(f"wrote {summary['lines']:,} raw lines ({summary['events']:,} events, "
+          f"{summary['duplicate_deliveries']:,} duplicate deliveries, {summary['late_events']:,} "
+          f"late, {summary['malformed_lines']:,} malformed, {summary['bot_events']:,} bot) and "
+          f"{summary['crm_rows']:,} CRM rows; ground truth in {out}/truth")
+    return summary
+
+
+def cmd_demo(settings, args) -> None:
+    import shutil
+
+    raw = settings.resolve(settings.storage.raw_root)
+    for key in ("lake_root", "audience_root", "reports_root"):  # a demo starts from nothing
+        path = settings.resolve(getattr(settings.storage, key))
+        if "://" not in path:
+            shutil.rmtree(path, ignore_errors=True)
+    if "://" not in raw:
+        shutil.rmtree(raw, ignore_errors=True)
+    args.out, args.start = None, "2026-11-01"
+    cmd_generate(settings, args)
+    run_date = (date(2026, 11, 1) + timedelta(days=args.days - 1)).isoformat()
+    from jobs.pipeline import run_pipeline
+
+    lake = _lake(settings)
+    reports = run_pipeline(lake, run_date)
+    print_demo_summary(reports, settings)
+
+
+def print_demo_summary(reports, settings) -> None:
+    by = {r.job: r for r in reports}
+    ing = by["ingest"]
+    quarantined = ing.written.get("silver.quarantine", 0)
+    print("\n=== Open DMP demo summary ===")
+    print(f"events ingested     {ing.written.get('silver.events', 0):,} "
+          f"(quarantined {quarantined:,}, duplicates dropped "
+          f"{ing.dropped.get('duplicate_event', 0):,})")
+    print(f"persons resolved    {by['identity'].facts.get('persons', 0):,} "
+          f"(largest cluster {by['identity'].facts.get('largest cluster')}, hubs cut "
+          f"{by['identity'].facts.get('hub identifiers cut')})")
+    for k, v in by["segments"].facts.items():
+        print(f"{k:<40} {v:,}")
+    for k, v in by["lookalike"].facts.items():
+        print(f"{k:<40} {v}")
+    print("audience files:")
+    for k, v in by["export"].facts.items():
+        print(f"  {k}: {v}")
+    for k, v in by["quality"].facts.items():
+        print(f"quality {k}: {v}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.time()
+    try:
+        settings = load_settings(args.conf)
+        if args.command == "generate":
+            cmd_generate(settings, args)
+        elif args.command == "demo":
+            cmd_demo(settings, args)
+        elif args.command == "pipeline":
+            from jobs.pipeline import run_pipeline
+
+            run_pipeline(_lake(settings), args.date)
+        else:
+            from jobs.pipeline import run_job
+
+            run_job(_lake(settings), args.command, args.date)
+    except ConfigError as exc:
+        print(f"dmp: configuration error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(str(exc), file=sys.stderr)
+        return 2
+    except Exception as exc:  # one line of reason first, then the detail
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"dmp {args.command}: failed: {type(exc).__name__}: {first}", file=sys.stderr)
+        import traceback
+
+        traceback.print_exc()
+        return 1
+    print(f"dmp {args.command}: done in {time.time() - t0:.1f}s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

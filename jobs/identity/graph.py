@@ -1,0 +1,103 @@
+"""The identifier graph: typed identifier nodes, edges from identifiers seen together in one
+event or one CRM record, and the over-merge guards."""
+
+from __future__ import annotations
+
+import hashlib
+from itertools import combinations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+EVENT_IDENTIFIERS = {  # node type -> silver.events column
+    "cookie": "anonymous_id",
+    "device": "device_id",
+    "user": "user_id",
+    "email": "email_sha256",
+    "phone": "phone_sha256",
+}
+CRM_IDENTIFIERS = {"crm": "customer_id", "email": "email_sha256", "phone": "phone_sha256"}
+
+
+def node(id_type: str, column: str):
+    return F.when(F.col(column).isNotNull(), F.concat(F.lit(id_type + ":"), F.col(column)))
+
+
+def blocked_nodes(blocked_emails: list[str]) -> list[str]:
+    """Blocked emails as the nodes they would become (hashed like silver hashes them)."""
+    return [
+        "email:" + hashlib.sha256(e.strip().lower().encode()).hexdigest() for e in blocked_emails
+    ]
+
+
+def _records(df: DataFrame, identifiers: dict[str, str], ts: str) -> DataFrame:
+    cols = [node(t, c).alias(t) for t, c in identifiers.items() if c in df.columns]
+    return df.select(*cols, F.col(ts).alias("ts"))
+
+
+def record_edges(records: DataFrame, blocked: list[str], patterns: list[str]) -> DataFrame:
+    """Every pair of identifiers in one record is an edge (records carry at most a handful)."""
+    types = [c for c in records.columns if c != "ts"]
+    cleaned = records
+    pattern = "(?i)(" + "|".join(p for p in patterns) + ")" if patterns else None
+    for t in types:
+        value = F.substring_index(F.col(t), ":", -1)
+        bad = F.col(t).isin(blocked) if blocked else F.lit(False)
+        if pattern:
+            bad = bad | value.rlike(pattern)
+        cleaned = cleaned.withColumn(t, F.when(~bad, F.col(t)))
+    pairs = [
+        F.struct(F.least(a, b).alias("src"), F.greatest(a, b).alias("dst"))
+        for a, b in combinations([F.col(t) for t in types], 2)
+    ]
+    singles = [F.struct(F.col(t).alias("src"), F.col(t).alias("dst")) for t in types]
+    exploded = cleaned.select(F.explode(F.array(*pairs, *singles)).alias("e"), "ts")
+    return exploded.where(F.col("e.src").isNotNull() & F.col("e.dst").isNotNull()).select(
+        "e.src", "e.dst", "ts"
+    )
+
+
+def build_edges(
+    events: DataFrame, crm: DataFrame | None, blocked: list[str], patterns: list[str]
+) -> DataFrame:
+    """(src, dst, first_seen, last_seen, count); self-edges (src == dst) keep lone identifiers."""
+    parts = record_edges(_records(events, EVENT_IDENTIFIERS, "event_ts"), blocked, patterns)
+    if crm is not None:
+        parts = parts.unionByName(
+            record_edges(_records(crm, CRM_IDENTIFIERS, "updated_at"), blocked, patterns)
+        )
+    return parts.groupBy("src", "dst").agg(
+        F.min("ts").alias("first_seen"), F.max("ts").alias("last_seen"),
+        F.count("*").alias("count"),
+    )
+
+
+def node_type(col: str = "node"):
+    return F.substring_index(F.col(col), ":", 1)
+
+
+def find_hubs(edges: DataFrame, anchor_types: list[str], max_anchor_links: int,
+              max_degree: int) -> DataFrame:
+    """Identifiers that would glue different people together: linked to more than
+    ``max_anchor_links`` anchors of one type (a family iPad logged into by 3 accounts, an email
+    typed by many users), or to more than ``max_degree`` identifiers in all."""
+    links = edges.where(F.col("src") != F.col("dst"))
+    both = links.select(F.col("src").alias("node"), F.col("dst").alias("other")).unionByName(
+        links.select(F.col("dst").alias("node"), F.col("src").alias("other"))
+    )
+    per_type = (
+        both.where(node_type("other").isin(anchor_types) & ~node_type("node").isin(anchor_types))
+        .groupBy("node", node_type("other").alias("anchor_type"))
+        .agg(F.countDistinct("other").alias("n"))
+        .where(F.col("n") > max_anchor_links)
+        .select("node", F.concat(F.lit("links "), "n", F.lit(" "), "anchor_type",
+                                 F.lit(" ids")).alias("reason"))
+    )
+    degree = (
+        both.groupBy("node").agg(F.countDistinct("other").alias("n"))
+        .where(F.col("n") > max_degree)
+        .select("node", F.concat(F.lit("degree "), "n").alias("reason"))
+    )
+    return per_type.unionByName(degree).groupBy("node").agg(
+        F.concat_ws("; ", F.sort_array(F.collect_set("reason"))).alias("reason")
+    )

@@ -1,0 +1,1 @@
+"""Lookalike audiences: expand a seed segment to similar people, with measured quality."""

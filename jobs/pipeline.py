@@ -1,0 +1,55 @@
+"""The jobs in pipeline order, and the run summary."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+from jobs.lake import Lake
+from jobs.report import JobReport, job_report
+
+
+def _ingest(lake, report, run_date):
+    from jobs.ingest import run
+
+    run.run(lake, report)
+
+
+def _stage(module: str) -> Callable:
+    def call(lake, report, run_date):
+        import importlib
+
+        importlib.import_module(f"jobs.{module}.run").run(lake, report, run_date)
+
+    return call
+
+
+JOBS: dict[str, Callable] = {
+    "ingest": _ingest,
+    "quality": _stage("quality"),
+    "identity": _stage("identity"),
+    "profiles": _stage("profiles"),
+    "segments": _stage("segments"),
+    "lookalike": _stage("lookalike"),
+    "export": _stage("activation"),
+}
+
+
+def run_job(lake: Lake, job: str, run_date: str) -> JobReport:
+    with job_report(job, run_date) as report:
+        JOBS[job](lake, report, run_date)
+    record_run(lake, report)
+    return report
+
+
+def record_run(lake: Lake, report: JobReport) -> None:
+    """Append the job's numbers to reports.runs (one JSON document per job run)."""
+    row = lake.spark.createDataFrame(
+        [(report.job, report.run_date, json.dumps(report.as_dict()))],
+        "job string, run_date string, report string",
+    )
+    lake.append(row, "reports.runs")
+
+
+def run_pipeline(lake: Lake, run_date: str) -> list[JobReport]:
+    return [run_job(lake, job, run_date) for job in JOBS]

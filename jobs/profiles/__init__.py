@@ -1,0 +1,1 @@
+"""Profiles: one row per person."""

@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations checkpoints that gate the silver layer."""

@@ -1,0 +1,1 @@
+"""Behavioural segments: YAML rules compiled to Spark expressions, membership with history."""
