@@ -40,9 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--days", type=int, default=14)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--start", type=_date, default="2026-11-01", help="first day (YYYY-MM-DD)")
-    g.add_argument("--out", default=None,
-                   help="output folder; raw/ and truth/ are written inside "
-                        "(default: the parent of storage.raw_root)")
+    g.add_argument(
+        "--out",
+        default=None,
+        help="output folder; raw/ and truth/ are written inside "
+        "(default: the parent of storage.raw_root)",
+    )
     for job, text in JOB_HELP.items():
         sp = with_conf(sub.add_parser(job, help=text, description=text))
         sp.add_argument("--date", type=_date, required=True, help="run date (YYYY-MM-DD)")
@@ -68,13 +71,17 @@ def cmd_generate(settings, args) -> dict:
     from jobs.generate import generate
 
     out = args.out or os.path.dirname(settings.resolve(settings.storage.raw_root).rstrip("/"))
-    print(f"generating {args.people:,} people x {args.days} days (seed {args.seed}) into {out}",
-          file=sys.stderr)
+    print(
+        f"generating {args.people:,} people x {args.days} days (seed {args.seed}) into {out}",
+        file=sys.stderr,
+    )
     summary = generate(out, args.people, args.days, args.seed, date.fromisoformat(args.start))
-    print(f"wrote {summary['lines']:,} raw lines ({summary['events']:,} events, "
-          f"{summary['duplicate_deliveries']:,} duplicate deliveries, {summary['late_events']:,} "
-          f"late, {summary['malformed_lines']:,} malformed, {summary['bot_events']:,} bot) and "
-          f"{summary['crm_rows']:,} CRM rows; ground truth in {out}/truth")
+    print(
+        f"wrote {summary['lines']:,} raw lines ({summary['events']:,} events, "
+        f"{summary['duplicate_deliveries']:,} duplicate deliveries, {summary['late_events']:,} "
+        f"late, {summary['malformed_lines']:,} malformed, {summary['bot_events']:,} bot) and "
+        f"{summary['crm_rows']:,} CRM rows; ground truth in {out}/truth"
+    )
     return summary
 
 
@@ -103,12 +110,16 @@ def print_demo_summary(reports, settings) -> None:
     ing = by["ingest"]
     quarantined = ing.written.get("silver.quarantine", 0)
     print("\n=== Open DMP demo summary ===")
-    print(f"events ingested     {ing.written.get('silver.events', 0):,} "
-          f"(quarantined {quarantined:,}, duplicates dropped "
-          f"{ing.dropped.get('duplicate_event', 0):,})")
-    print(f"persons resolved    {by['identity'].facts.get('persons', 0):,} "
-          f"(largest cluster {by['identity'].facts.get('largest cluster')}, hubs cut "
-          f"{by['identity'].facts.get('hub identifiers cut')})")
+    print(
+        f"events ingested     {ing.written.get('silver.events', 0):,} "
+        f"(quarantined {quarantined:,}, duplicates dropped "
+        f"{ing.dropped.get('duplicate_event', 0):,})"
+    )
+    print(
+        f"persons resolved    {by['identity'].facts.get('persons', 0):,} "
+        f"(largest cluster {by['identity'].facts.get('largest cluster')}, hubs cut "
+        f"{by['identity'].facts.get('hub identifiers cut')})"
+    )
     for k, v in by["segments"].facts.items():
         print(f"{k:<40} {v:,}")
     for k, v in by["lookalike"].facts.items():

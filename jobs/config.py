@@ -157,7 +157,9 @@ def format_validation_error(path: Path, exc: ValidationError, prefix: str = "") 
     return "\n".join(lines)
 
 
-def load_settings(path: str | Path | None = None, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(
+    path: str | Path | None = None, environ: dict[str, str] | None = None
+) -> Settings:
     environ = dict(os.environ if environ is None else environ)
     conf_path = Path(path or environ.get("DMP_CONF") or DEFAULT_CONF)
     data = read_yaml(conf_path)

@@ -49,8 +49,9 @@ class JobReport:
             "read": self.read,
             "written": self.written,
             "dropped": self.dropped,
-            "facts": {k: str(v) if not isinstance(v, int | float) else v
-                      for k, v in self.facts.items()},
+            "facts": {
+                k: str(v) if not isinstance(v, int | float) else v for k, v in self.facts.items()
+            },
             "seconds": round(self.seconds, 2),
         }
 

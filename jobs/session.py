@@ -24,7 +24,8 @@ def jar_paths(settings: Settings) -> list[str]:
     jars = sorted(glob.glob(os.path.join(jar_dir, "*.jar")))
     if not any("delta-spark" in os.path.basename(j) for j in jars):
         raise SetupError(
-            f"no Delta jar in {jar_dir}: run `make setup` (resolves the JVM jars from Maven Central)"
+            f"no Delta jar in {jar_dir}: run `make setup` "
+            "(it resolves the JVM jars from Maven Central)"
         )
     return jars
 

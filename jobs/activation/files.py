@@ -29,12 +29,21 @@ def list_files(spark: SparkSession, folder: str) -> list[str]:
     fs, p = _fs(spark, folder)
     if not fs.exists(p):
         return []
-    return sorted(s.getPath().getName() for s in fs.listStatus(p)
-                  if not s.getPath().getName().startswith(("_", ".")))
+    return sorted(
+        s.getPath().getName()
+        for s in fs.listStatus(p)
+        if not s.getPath().getName().startswith(("_", "."))
+    )
 
 
-def publish(spark: SparkSession, final: str, parts: dict[str, DataFrame], fmt: str,
-            max_rows: int, manifest: dict) -> dict:
+def publish(
+    spark: SparkSession,
+    final: str,
+    parts: dict[str, DataFrame],
+    fmt: str,
+    max_rows: int,
+    manifest: dict,
+) -> dict:
     """Write each part (full / add / remove) under ``final + '._tmp'``, move into place,
     then write the manifest. A rerun replaces the folder whole."""
     tmp = final.rstrip("/") + "._tmp"

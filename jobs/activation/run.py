@@ -25,7 +25,8 @@ def previous_export(lake: Lake, destination: str, segment: str, run_date: str):
     if not lake.exists("gold.exports"):
         return None
     ex = lake.read("gold.exports").where(
-        (F.col("destination") == destination) & (F.col("segment") == segment)
+        (F.col("destination") == destination)
+        & (F.col("segment") == segment)
         & (F.col("run_date") < run_date)
     )
     last = ex.agg(F.max("run_date")).first()[0]
@@ -36,8 +37,9 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     spark = lake.spark
     crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
     blocked = [n.split(":", 1)[1] for n in blocked_nodes(lake.settings.identity.blocked_emails)]
-    ids = person_identifiers(attributed_events(lake, run_date), lake.read("identity.person_map"),
-                             crm, blocked).cache()
+    ids = person_identifiers(
+        attributed_events(lake, run_date), lake.read("identity.person_map"), crm, blocked
+    ).cache()
     profiles = lake.read("gold.profiles")
     members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
     audience_root = lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/")
@@ -51,8 +53,10 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             size = audience.count()
             report.dropped[f"{label} no consent"] = seg.count() - size
             if size < dest.min_audience_size:
-                say(f"[export] {label}: {size:,} consented people, below the minimum of "
-                    f"{dest.min_audience_size:,} for {dest.platform}: not exported")
+                say(
+                    f"[export] {label}: {size:,} consented people, below the minimum of "
+                    f"{dest.min_audience_size:,} for {dest.platform}: not exported"
+                )
                 report.facts[f"{label}"] = f"skipped ({size:,} < {dest.min_audience_size:,})"
                 continue
             rows, rejected = fmt(ids.join(audience, "person_id", "inner"))
@@ -70,21 +74,39 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             n_rows = rows.count()
             n_rejected = rejected.count()
             manifest = publish(
-                spark, folder, parts, "parquet" if dest.platform == "generic" else "csv",
+                spark,
+                folder,
+                parts,
+                "parquet" if dest.platform == "generic" else "csv",
                 dest.max_rows_per_file,
-                {"destination": dest.name, "platform": dest.platform, "segment": segment,
-                 "run_date": run_date, "people": size, "rows": n_rows, "rejected": n_rejected,
-                 "delta_against_previous": prev is not None},
+                {
+                    "destination": dest.name,
+                    "platform": dest.platform,
+                    "segment": segment,
+                    "run_date": run_date,
+                    "people": size,
+                    "rows": n_rows,
+                    "rejected": n_rejected,
+                    "delta_against_previous": prev is not None,
+                },
             )
             exported_rows.append((run_date, dest.name, segment, shipped))
             report.written[label] = n_rows
             report.dropped[f"{label} rejected"] = n_rejected
-            report.facts[label] = f"{n_rows:,} rows -> {folder} ({sum(map(len, manifest['files'].values()))} files)"
+            report.facts[label] = (
+                f"{n_rows:,} rows -> {folder} ({sum(map(len, manifest['files'].values()))} files)"
+            )
             audience.unpersist()
     if exported_rows:
-        frames = [s.select(F.lit(d).alias("run_date"), F.lit(n).alias("destination"),
-                           F.lit(g).alias("segment"), "person_id")
-                  for d, n, g, s in exported_rows]
+        frames = [
+            s.select(
+                F.lit(d).alias("run_date"),
+                F.lit(n).alias("destination"),
+                F.lit(g).alias("segment"),
+                "person_id",
+            )
+            for d, n, g, s in exported_rows
+        ]
         allx = frames[0]
         for f in frames[1:]:
             allx = allx.unionByName(f)

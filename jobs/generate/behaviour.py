@@ -65,8 +65,11 @@ def person_events(
         for _ in range(n_sessions):
             use_app = person.device is not None and rng.random() < 0.4
             source = "app" if use_app else "web"
-            ident = {"device_id": person.device} if use_app else {
-                "anonymous_id": rng.choice(person.cookies)}
+            ident = (
+                {"device_id": person.device}
+                if use_app
+                else {"anonymous_id": rng.choice(person.cookies)}
+            )
             key = ident.get("device_id") or ident["anonymous_id"]
             ip = OFFICE_IP if person.works_in_office and t.weekday() < 5 else person.ip
             common = {
@@ -100,19 +103,56 @@ def person_events(
                         planted_views += 1
                 product, price = pick_product(rng, cat)
                 page = f"/p/{product}"
-                yield day, em.event(source, "product_view", t, **common, user_id=user,
-                                    page=page, product_id=product, category=cat, price=price)
+                yield (
+                    day,
+                    em.event(
+                        source,
+                        "product_view",
+                        t,
+                        **common,
+                        user_id=user,
+                        page=page,
+                        product_id=product,
+                        category=cat,
+                        price=price,
+                    ),
+                )
                 t += timedelta(seconds=rng.randint(10, 240))
                 if rng.random() < 0.15 and person.buy_propensity > 0:
-                    yield day, em.event(source, "add_to_cart", t, **common, user_id=user,
-                                        product_id=product, category=cat, price=price, quantity=1)
+                    yield (
+                        day,
+                        em.event(
+                            source,
+                            "add_to_cart",
+                            t,
+                            **common,
+                            user_id=user,
+                            product_id=product,
+                            category=cat,
+                            price=price,
+                            quantity=1,
+                        ),
+                    )
                     t += timedelta(seconds=rng.randint(10, 120))
                     if rng.random() < person.buy_propensity * 3:
                         order = f"o-{rng.getrandbits(40):010x}"
-                        yield day, em.event(source, "purchase", t, **common, user_id=user,
-                                            product_id=product, category=cat, price=price,
-                                            quantity=1, order_id=order, revenue=price,
-                                            currency="USD")
+                        yield (
+                            day,
+                            em.event(
+                                source,
+                                "purchase",
+                                t,
+                                **common,
+                                user_id=user,
+                                product_id=product,
+                                category=cat,
+                                price=price,
+                                quantity=1,
+                                order_id=order,
+                                revenue=price,
+                                currency="USD",
+                            ),
+                        )
                         t += timedelta(seconds=rng.randint(10, 120))
         if person.subscribed and person.email and rng.random() < 0.3:
             campaign = f"cmp-{start.date().isoformat()}-{day % 7}"
@@ -121,6 +161,15 @@ def person_events(
             yield day, em.event("email", "email_open", te, email=shown, campaign_id=campaign)
             if rng.random() < 0.3:
                 te += timedelta(minutes=2)
-                yield day, em.event("email", "email_click", te, email=shown, campaign_id=campaign,
-                                    anonymous_id=rng.choice(person.cookies),
-                                    page="/landing/" + campaign)
+                yield (
+                    day,
+                    em.event(
+                        "email",
+                        "email_click",
+                        te,
+                        email=shown,
+                        campaign_id=campaign,
+                        anonymous_id=rng.choice(person.cookies),
+                        page="/landing/" + campaign,
+                    ),
+                )

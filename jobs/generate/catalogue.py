@@ -36,9 +36,7 @@ PERSONAS: dict[str, dict[str, float]] = {
 PERSONA_SHARES = {"outdoor": 0.2, "tech": 0.2, "home": 0.2, "fashion": 0.2, "family": 0.2}
 
 # Zipf(s=1.1) over the products of a category: product k is drawn with weight 1/k^1.1.
-_ZIPF_CUM = list(
-    itertools.accumulate(1.0 / (k**1.1) for k in range(1, PRODUCTS_PER_CATEGORY + 1))
-)
+_ZIPF_CUM = list(itertools.accumulate(1.0 / (k**1.1) for k in range(1, PRODUCTS_PER_CATEGORY + 1)))
 
 
 def product_id(category: str, rank: int) -> str:

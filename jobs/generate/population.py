@@ -8,10 +8,45 @@ from dataclasses import dataclass, field
 
 from jobs.generate.catalogue import pick_persona
 
-FIRST_NAMES = ["Anna", "Ben", "Chloé", "David", "Emma", "Félix", "Grace", "Hugo", "Ines", "Jack",
-               "Karin", "Liam", "Maria", "Noah", "Olivia", "Paul", "Rosa", "Sam", "Tess", "Zoë"]
-LAST_NAMES = ["Smith", "O'Brien", "Müller", "Dubois", "García", "Rossi", "Nguyen", "Kowalski",
-              "Johnson", "Brown", "Martin", "Lee", "Walker", "Young", "King"]
+FIRST_NAMES = [
+    "Anna",
+    "Ben",
+    "Chloé",
+    "David",
+    "Emma",
+    "Félix",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jack",
+    "Karin",
+    "Liam",
+    "Maria",
+    "Noah",
+    "Olivia",
+    "Paul",
+    "Rosa",
+    "Sam",
+    "Tess",
+    "Zoë",
+]
+LAST_NAMES = [
+    "Smith",
+    "O'Brien",
+    "Müller",
+    "Dubois",
+    "García",
+    "Rossi",
+    "Nguyen",
+    "Kowalski",
+    "Johnson",
+    "Brown",
+    "Martin",
+    "Lee",
+    "Walker",
+    "Young",
+    "King",
+]
 DOMAINS = ["gmail.com", "googlemail.com", "yahoo.com", "outlook.com", "example.org", "mail.de"]
 # country -> (calling code, national number length, zip maker)
 COUNTRIES = {
@@ -91,8 +126,11 @@ def make_person(seed: int, index: int) -> Person:
         p.email = f"{local}@{rng.choice(DOMAINS)}"
         if rng.random() < 0.6:
             code, length, _ = COUNTRIES[country]
-            p.phone = "+" + code + str(rng.randint(2, 9)) + "".join(
-                str(rng.randint(0, 9)) for _ in range(length - 1)
+            p.phone = (
+                "+"
+                + code
+                + str(rng.randint(2, 9))
+                + "".join(str(rng.randint(0, 9)) for _ in range(length - 1))
             )
         p.uses_test_email = rng.random() < 0.03
         p.subscribed = rng.random() < 0.6

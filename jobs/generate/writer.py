@@ -22,9 +22,11 @@ from jobs.generate.population import COUNTRIES, Person, make_person, messy_email
 LATE_RATE = 0.02  # events delivered in the next day's folder
 DUPLICATE_RATE = 0.01  # events delivered twice
 MALFORMED_RATE = 0.002  # garbage lines per line written
-BOT_UAS = ["Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
-           "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/120.0 Safari/537.36",
-           "AhrefsBot/7.0 crawler"]
+BOT_UAS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 (X11; Linux x86_64) HeadlessChrome/120.0 Safari/537.36",
+    "AhrefsBot/7.0 crawler",
+]
 PEOPLE_PER_SHARD = 20_000
 
 
@@ -79,12 +81,18 @@ class Truth:
         for id_type, value in sorted(seen):
             self.identifiers[(id_type, value)] += 1
             self.ident_rows.append((p.key, id_type, value))
-        self.people.append({
-            "person_key": p.key, "persona": p.persona, "kind": p.kind, "country": p.country,
-            "ad_consent": consent, **stats,
-            "is_browse_abandoner": stats["winter_coat_views"] >= 2 and stats["purchases"] == 0,
-            "is_winter_coat_buyer": stats["winter_coat_purchases"] >= 1,
-        })
+        self.people.append(
+            {
+                "person_key": p.key,
+                "persona": p.persona,
+                "kind": p.kind,
+                "country": p.country,
+                "ad_consent": consent,
+                **stats,
+                "is_browse_abandoner": stats["winter_coat_views"] >= 2 and stats["purchases"] == 0,
+                "is_winter_coat_buyer": stats["winter_coat_purchases"] >= 1,
+            }
+        )
 
     def write(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
@@ -103,8 +111,11 @@ class Truth:
 
 def _identifiers_of(e: dict, p: Person) -> set[tuple[str, str]]:
     seen = set()
-    for field, id_type in (("anonymous_id", "cookie"), ("device_id", "device"),
-                           ("user_id", "user")):
+    for field, id_type in (
+        ("anonymous_id", "cookie"),
+        ("device_id", "device"),
+        ("user_id", "user"),
+    ):
         if e.get(field):
             seen.add((id_type, e[field]))
     if e.get("email"):
@@ -117,8 +128,17 @@ def _identifiers_of(e: dict, p: Person) -> set[tuple[str, str]]:
 def _write_crm(root: str, dt: str, rows: list[dict], rng: random.Random, truth: Truth) -> None:
     folder = os.path.join(root, "crm", f"dt={dt}")
     os.makedirs(folder, exist_ok=True)
-    cols = ["customer_id", "email", "phone", "first_name", "last_name", "country", "zip",
-            "opt_out", "updated_at"]
+    cols = [
+        "customer_id",
+        "email",
+        "phone",
+        "first_name",
+        "last_name",
+        "country",
+        "zip",
+        "opt_out",
+        "updated_at",
+    ]
     with open(os.path.join(folder, "customers.csv"), "w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=cols)
         w.writeheader()
@@ -158,7 +178,9 @@ def generate(out: str, people: int, days: int, seed: int, start: date, progress=
             files.write(e["source"], dt, shard, line)
             truth.summary["lines"] += 1
             if rng.random() < DUPLICATE_RATE:
-                redelivery = dt if dt == last.isoformat() or rng.random() < 0.5 else last.isoformat()
+                redelivery = (
+                    dt if dt == last.isoformat() or rng.random() < 0.5 else last.isoformat()
+                )
                 files.write(e["source"], redelivery, shard, line)
                 truth.summary["duplicate_deliveries"] += 1
                 truth.summary["lines"] += 1
@@ -183,12 +205,19 @@ def generate(out: str, people: int, days: int, seed: int, start: date, progress=
         truth.summary["events"] += stats["events"]
         if p.crm_id:
             updated = f"{last.isoformat()}T23:00:00Z"
-            crm_rows.append({
-                "customer_id": p.crm_id, "email": messy_email(rng, p.email),
-                "phone": messy_phone(rng, p.phone, p.country) if p.phone else "",
-                "first_name": p.first_name, "last_name": p.last_name, "country": p.country,
-                "zip": p.zip, "opt_out": "Y" if p.crm_opt_out else "N", "updated_at": updated,
-            })
+            crm_rows.append(
+                {
+                    "customer_id": p.crm_id,
+                    "email": messy_email(rng, p.email),
+                    "phone": messy_phone(rng, p.phone, p.country) if p.phone else "",
+                    "first_name": p.first_name,
+                    "last_name": p.last_name,
+                    "country": p.country,
+                    "zip": p.zip,
+                    "opt_out": "Y" if p.crm_opt_out else "N",
+                    "updated_at": updated,
+                }
+            )
             seen |= {("crm", p.crm_id), ("email", p.email)}
             if p.phone:
                 seen.add(("phone", p.phone))
@@ -197,8 +226,10 @@ def generate(out: str, people: int, days: int, seed: int, start: date, progress=
         final_consent = consent[1] if consent else False  # no statement: no consent
         truth.add_person(p, {**stats, "revenue": round(revenue, 2)}, seen, final_consent)
         if (index + 1) % 5000 == 0 or index + 1 == people:
-            progress(f"  generated {index + 1:,}/{people:,} people, "
-                     f"{truth.summary['lines']:,} lines ({time.time() - t0:.0f}s)")
+            progress(
+                f"  generated {index + 1:,}/{people:,} people, "
+                f"{truth.summary['lines']:,} lines ({time.time() - t0:.0f}s)"
+            )
     _write_bots(files, noise, start, days, truth)
     files.close()
     _write_crm(raw_root, last.isoformat(), crm_rows, noise, truth)
@@ -218,12 +249,17 @@ def _write_bots(files: RawFiles, rng: random.Random, start: date, days: int, tru
             count = 2100 if stealth else rng.randint(20, 80)
             t = datetime(start.year, start.month, start.day) + timedelta(days=day, hours=1)
             for i in range(count):
-                e = {"event_id": f"bot-{b}-{day}-{i}-{rng.getrandbits(32):08x}",
-                     "event_type": "page_view", "source": "web",
-                     "event_ts": (t + timedelta(seconds=i * 2)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-                     "anonymous_id": cookie, "ip": f"192.0.2.{b % 250 + 1}",
-                     "user_agent": WEB_UA_STEALTH if stealth else BOT_UAS[b % len(BOT_UAS)],
-                     "page": f"/p/{rng.randint(1, 999)}", "country": "US"}
+                e = {
+                    "event_id": f"bot-{b}-{day}-{i}-{rng.getrandbits(32):08x}",
+                    "event_type": "page_view",
+                    "source": "web",
+                    "event_ts": (t + timedelta(seconds=i * 2)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                    "anonymous_id": cookie,
+                    "ip": f"192.0.2.{b % 250 + 1}",
+                    "user_agent": WEB_UA_STEALTH if stealth else BOT_UAS[b % len(BOT_UAS)],
+                    "page": f"/p/{rng.randint(1, 999)}",
+                    "country": "US",
+                }
                 files.write("web", e["event_ts"][:10], 0, json.dumps(e))
                 truth.summary["bot_events"] += 1
                 truth.summary["lines"] += 1

@@ -32,8 +32,10 @@ def _large_star(e: DataFrame) -> DataFrame:
     mins = both.groupBy("u").agg(F.min("v").alias("mv"))
     mins = mins.select("u", F.least("u", "mv").alias("m"))
     # every larger neighbour v of u is re-attached to the smallest node around u
-    out = both.where(F.col("v") > F.col("u")).join(mins, "u").select(
-        F.col("v").alias("u"), F.col("m").alias("v")
+    out = (
+        both.where(F.col("v") > F.col("u"))
+        .join(mins, "u")
+        .select(F.col("v").alias("u"), F.col("m").alias("v"))
     )
     return _normalise(out)
 
@@ -70,7 +72,9 @@ def connected_components(
             break
         e = new
     else:
-        raise NoConvergenceError(f"connected components did not converge in {max_iterations} rounds")
+        raise NoConvergenceError(
+            f"connected components did not converge in {max_iterations} rounds"
+        )
     # after convergence every component is a star around its smallest node
     parent = e.select(F.col("hi").alias("node"), F.col("lo").alias("component"))
     return nodes.join(parent, "node", "left").select(

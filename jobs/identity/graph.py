@@ -67,7 +67,8 @@ def build_edges(
             record_edges(_records(crm, CRM_IDENTIFIERS, "updated_at"), blocked, patterns)
         )
     return parts.groupBy("src", "dst").agg(
-        F.min("ts").alias("first_seen"), F.max("ts").alias("last_seen"),
+        F.min("ts").alias("first_seen"),
+        F.max("ts").alias("last_seen"),
         F.count("*").alias("count"),
     )
 
@@ -76,8 +77,9 @@ def node_type(col: str = "node"):
     return F.substring_index(F.col(col), ":", 1)
 
 
-def find_hubs(edges: DataFrame, anchor_types: list[str], max_anchor_links: int,
-              max_degree: int) -> DataFrame:
+def find_hubs(
+    edges: DataFrame, anchor_types: list[str], max_anchor_links: int, max_degree: int
+) -> DataFrame:
     """Identifiers that would glue different people together: linked to more than
     ``max_anchor_links`` anchors of one type (a family iPad logged into by 3 accounts, an email
     typed by many users), or to more than ``max_degree`` identifiers in all."""
@@ -90,14 +92,21 @@ def find_hubs(edges: DataFrame, anchor_types: list[str], max_anchor_links: int,
         .groupBy("node", node_type("other").alias("anchor_type"))
         .agg(F.countDistinct("other").alias("n"))
         .where(F.col("n") > max_anchor_links)
-        .select("node", F.concat(F.lit("links "), "n", F.lit(" "), "anchor_type",
-                                 F.lit(" ids")).alias("reason"))
+        .select(
+            "node",
+            F.concat(F.lit("links "), "n", F.lit(" "), "anchor_type", F.lit(" ids")).alias(
+                "reason"
+            ),
+        )
     )
     degree = (
-        both.groupBy("node").agg(F.countDistinct("other").alias("n"))
+        both.groupBy("node")
+        .agg(F.countDistinct("other").alias("n"))
         .where(F.col("n") > max_degree)
         .select("node", F.concat(F.lit("degree "), "n").alias("reason"))
     )
-    return per_type.unionByName(degree).groupBy("node").agg(
-        F.concat_ws("; ", F.sort_array(F.collect_set("reason"))).alias("reason")
+    return (
+        per_type.unionByName(degree)
+        .groupBy("node")
+        .agg(F.concat_ws("; ", F.sort_array(F.collect_set("reason"))).alias("reason"))
     )

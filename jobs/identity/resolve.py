@@ -24,9 +24,11 @@ def build_person_map(edges: DataFrame, hubs: DataFrame, max_iterations: int) -> 
         .join(hub_nodes, F.col("dst") == F.col("h"), "left_anti")
         .select("src", "dst")
     )
-    all_nodes = edges.select(F.col("src").alias("n")).unionByName(
-        edges.select(F.col("dst").alias("n"))
-    ).distinct()
+    all_nodes = (
+        edges.select(F.col("src").alias("n"))
+        .unionByName(edges.select(F.col("dst").alias("n")))
+        .distinct()
+    )
     graph = links.unionByName(all_nodes.select(F.col("n").alias("src"), F.col("n").alias("dst")))
     cc = connected_components(graph, max_iterations=max_iterations)
     return cc.join(hubs, "node", "left").select(
@@ -44,10 +46,12 @@ def attribute_events(events: DataFrame, person_map: DataFrame, link_types: list[
     """Adds ``person_id`` to each event through its most trusted identifier (order of
     ``link_types``); a hub identifier is used only when the event has nothing better."""
     rank = {t: i for i, t in enumerate(link_types)}
-    cands = F.array(*[
-        F.struct(F.lit(rank.get(t, 99)).alias("rank"), node(t, c).alias("node"))
-        for t, c in EVENT_IDENTIFIERS.items()
-    ])
+    cands = F.array(
+        *[
+            F.struct(F.lit(rank.get(t, 99)).alias("rank"), node(t, c).alias("node"))
+            for t, c in EVENT_IDENTIFIERS.items()
+        ]
+    )
     ids = events.select("event_id", "event_date", F.explode(cands).alias("c")).where(
         F.col("c.node").isNotNull()
     )

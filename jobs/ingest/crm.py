@@ -8,8 +8,17 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.ingest.normalise import email_hashes, google_name, meta_name, phone_hashes, sha256_hex
 
-CRM_FIELDS = ["customer_id", "email", "phone", "first_name", "last_name", "country", "zip",
-              "opt_out", "updated_at"]
+CRM_FIELDS = [
+    "customer_id",
+    "email",
+    "phone",
+    "first_name",
+    "last_name",
+    "country",
+    "zip",
+    "opt_out",
+    "updated_at",
+]
 CRM_SCHEMA = StructType([StructField(f, StringType()) for f in CRM_FIELDS])
 
 
@@ -47,14 +56,11 @@ def split_crm(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
         F.try_to_timestamp(c("updated_at"), F.lit("yyyy-MM-dd")),
     )
     b = bronze.withColumn("updated_ts", updated)
-    reason = (
-        F.when(c("customer_id").isNull() | (F.trim(c("customer_id")) == ""),
-               F.lit("missing_customer_id"))
-        .when(c("updated_ts").isNull(), F.lit("invalid_updated_at"))
-    )
-    field_issue = (
-        F.when(c("had_email") & c("email_sha256").isNull(), F.lit("invalid_email"))
-        .when(c("had_phone") & c("phone_sha256").isNull(), F.lit("invalid_phone"))
+    reason = F.when(
+        c("customer_id").isNull() | (F.trim(c("customer_id")) == ""), F.lit("missing_customer_id")
+    ).when(c("updated_ts").isNull(), F.lit("invalid_updated_at"))
+    field_issue = F.when(c("had_email") & c("email_sha256").isNull(), F.lit("invalid_email")).when(
+        c("had_phone") & c("phone_sha256").isNull(), F.lit("invalid_phone")
     )
     b = b.withColumn("reason", reason).withColumn("field_issue", field_issue)
     quarantine = b.where(c("reason").isNotNull() | c("field_issue").isNotNull()).select(
@@ -74,11 +80,17 @@ def split_crm(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
         .where("_n = 1")
         .select(
             F.trim("customer_id").alias("customer_id"),
-            "email_sha256", "email_google_sha256", "email_uid2_sha256",
-            "phone_sha256", "phone_digits_sha256",
-            "first_name_sha256", "last_name_sha256",
-            "first_name_meta_sha256", "last_name_meta_sha256",
-            "country", "zip",
+            "email_sha256",
+            "email_google_sha256",
+            "email_uid2_sha256",
+            "phone_sha256",
+            "phone_digits_sha256",
+            "first_name_sha256",
+            "last_name_sha256",
+            "first_name_meta_sha256",
+            "last_name_meta_sha256",
+            "country",
+            "zip",
             F.when(opt_out.isin("Y", "YES", "TRUE", "1"), True)
             .when(opt_out.isin("N", "NO", "FALSE", "0"), False)
             .alias("opt_out"),

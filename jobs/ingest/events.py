@@ -16,16 +16,51 @@ from jobs.ingest.normalise import email_hashes, phone_hashes
 
 # The documented raw event schema (README, "Event schema"). Everything arrives as text.
 RAW_FIELDS = [
-    "event_id", "event_type", "event_ts", "source", "anonymous_id", "device_id", "user_id",
-    "session_id", "email", "phone", "ip", "user_agent", "country", "page", "product_id",
-    "category", "price", "quantity", "order_id", "revenue", "currency", "campaign_id",
+    "event_id",
+    "event_type",
+    "event_ts",
+    "source",
+    "anonymous_id",
+    "device_id",
+    "user_id",
+    "session_id",
+    "email",
+    "phone",
+    "ip",
+    "user_agent",
+    "country",
+    "page",
+    "product_id",
+    "category",
+    "price",
+    "quantity",
+    "order_id",
+    "revenue",
+    "currency",
+    "campaign_id",
     "ad_consent",
 ]
 RAW_SCHEMA = StructType([StructField(f, StringType()) for f in RAW_FIELDS])
-EVENT_TYPES = ["page_view", "product_view", "add_to_cart", "purchase", "login", "signup",
-               "search", "app_open", "email_open", "email_click", "consent_update"]
-HASH_COLUMNS = ["email_sha256", "email_google_sha256", "email_uid2_sha256", "phone_sha256",
-                "phone_digits_sha256"]
+EVENT_TYPES = [
+    "page_view",
+    "product_view",
+    "add_to_cart",
+    "purchase",
+    "login",
+    "signup",
+    "search",
+    "app_open",
+    "email_open",
+    "email_click",
+    "consent_update",
+]
+HASH_COLUMNS = [
+    "email_sha256",
+    "email_google_sha256",
+    "email_uid2_sha256",
+    "phone_sha256",
+    "phone_digits_sha256",
+]
 EMAIL_LIKE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 PHONE_LIKE = r"\+?[0-9][0-9 ()\-]{7,}[0-9]"
 
@@ -41,8 +76,10 @@ def to_bronze(lines: DataFrame, default_country: str) -> DataFrame:
     parsed = lines.withColumn("j", F.from_json("value", RAW_SCHEMA, {"mode": "PERMISSIVE"}))
     is_json = F.col("j").isNotNull() & F.expr("try_parse_json(value) IS NOT NULL")
     fields = [F.col(f"j.{f}").alias(f) for f in RAW_FIELDS if f not in ("email", "phone")]
-    hashes = {**email_hashes(F.col("j.email")),
-              **phone_hashes(F.col("j.phone"), F.col("j.country"), default_country)}
+    hashes = {
+        **email_hashes(F.col("j.email")),
+        **phone_hashes(F.col("j.phone"), F.col("j.country"), default_country),
+    }
     return parsed.select(
         *fields,
         *[c.alias(n) for n, c in hashes.items()],
@@ -70,14 +107,21 @@ def quarantine_reason(b: DataFrame) -> Column:
         .when(c("event_id").isNull() | (F.trim(c("event_id")) == ""), F.lit("missing_event_id"))
         .when(_parse_ts(c("event_ts")).isNull(), F.lit("invalid_event_ts"))
         .when(~c("event_type").isin(EVENT_TYPES), F.lit("unknown_event_type"))
-        .when(c("price").isNotNull() & c("price").try_cast("double").isNull(),
-              F.lit("invalid_price"))
-        .when(c("revenue").isNotNull() & c("revenue").try_cast("double").isNull(),
-              F.lit("invalid_revenue"))
-        .when(c("quantity").isNotNull() & c("quantity").try_cast("int").isNull(),
-              F.lit("invalid_quantity"))
-        .when(F.coalesce(c("anonymous_id"), c("device_id"), c("user_id"), c("email_sha256"))
-              .isNull(), F.lit("no_identifier"))
+        .when(
+            c("price").isNotNull() & c("price").try_cast("double").isNull(), F.lit("invalid_price")
+        )
+        .when(
+            c("revenue").isNotNull() & c("revenue").try_cast("double").isNull(),
+            F.lit("invalid_revenue"),
+        )
+        .when(
+            c("quantity").isNotNull() & c("quantity").try_cast("int").isNull(),
+            F.lit("invalid_quantity"),
+        )
+        .when(
+            F.coalesce(c("anonymous_id"), c("device_id"), c("user_id"), c("email_sha256")).isNull(),
+            F.lit("no_identifier"),
+        )
     )
 
 
@@ -87,11 +131,9 @@ def bot_reason(b: DataFrame, ua_patterns: list[str], max_per_day: int) -> Column
     per_cookie_day = F.count(F.lit(1)).over(
         Window.partitionBy("anonymous_id", F.to_date(_parse_ts(F.col("event_ts"))))
     )
-    return (
-        F.when(F.coalesce(F.col("user_agent"), F.lit("")).rlike(ua_re), F.lit("bot_user_agent"))
-        .when(F.col("anonymous_id").isNotNull() & (per_cookie_day > max_per_day),
-              F.lit("bot_volume"))
-    )
+    return F.when(
+        F.coalesce(F.col("user_agent"), F.lit("")).rlike(ua_re), F.lit("bot_user_agent")
+    ).when(F.col("anonymous_id").isNotNull() & (per_cookie_day > max_per_day), F.lit("bot_volume"))
 
 
 def split_bronze(
@@ -101,10 +143,19 @@ def split_bronze(
     b = bronze.withColumn("reason", quarantine_reason(bronze))
     b = b.withColumn("reason", F.coalesce("reason", bot_reason(b, ua_patterns, max_per_day)))
     quarantine = b.where(F.col("reason").isNotNull()).select(
-        "reason", "event_id", "source", "source_file", "dt",
-        F.coalesce("unparsed_line", F.to_json(F.struct(
-            "event_id", "event_type", "event_ts", "anonymous_id", "user_agent", "price"
-        ))).alias("detail"),
+        "reason",
+        "event_id",
+        "source",
+        "source_file",
+        "dt",
+        F.coalesce(
+            "unparsed_line",
+            F.to_json(
+                F.struct(
+                    "event_id", "event_type", "event_ts", "anonymous_id", "user_agent", "price"
+                )
+            ),
+        ).alias("detail"),
         "ingested_at",
     )
     good = b.where(F.col("reason").isNull())
@@ -115,8 +166,10 @@ def split_bronze(
         ts.alias("event_ts"),
         F.to_date(ts).alias("event_date"),
         "source",
-        *[F.when(F.trim(F.col(c)) != "", F.col(c)).alias(c)
-          for c in ("anonymous_id", "device_id", "user_id", "session_id")],
+        *[
+            F.when(F.trim(F.col(c)) != "", F.col(c)).alias(c)
+            for c in ("anonymous_id", "device_id", "user_id", "session_id")
+        ],
         *HASH_COLUMNS,
         "ip",
         "user_agent",
@@ -135,7 +188,5 @@ def split_bronze(
         "ingested_at",
     )
     first = Window.partitionBy("event_id").orderBy("ingested_at", "source_file")
-    silver = (
-        silver.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
-    )
+    silver = silver.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
     return silver, quarantine

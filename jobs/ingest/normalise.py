@@ -17,8 +17,19 @@ from pyspark.sql import functions as F
 
 EMAIL_PATTERN = r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$"
 SHA256_HEX = r"^[0-9a-f]{64}$"
-CALLING_CODES = {"US": "1", "CA": "1", "GB": "44", "FR": "33", "DE": "49", "ES": "34",
-                 "IT": "39", "NL": "31", "BE": "32", "AU": "61", "IE": "353"}
+CALLING_CODES = {
+    "US": "1",
+    "CA": "1",
+    "GB": "44",
+    "FR": "33",
+    "DE": "49",
+    "ES": "34",
+    "IT": "39",
+    "NL": "31",
+    "BE": "32",
+    "AU": "61",
+    "IE": "353",
+}
 
 
 def sha256_hex(col: Column) -> Column:
@@ -63,8 +74,10 @@ def normalise_phone(col: Column, country: Column, default_country: str = "US") -
     e164 = (
         F.when(raw.startswith("+"), F.concat(F.lit("+"), digits))
         .when(digits.startswith("00"), F.concat(F.lit("+"), F.substring(digits, 3, 20)))
-        .when((cc == "1") & (F.length(digits) == 11) & digits.startswith("1"),
-              F.concat(F.lit("+"), digits))
+        .when(
+            (cc == "1") & (F.length(digits) == 11) & digits.startswith("1"),
+            F.concat(F.lit("+"), digits),
+        )
         .when((cc == "1") & (F.length(digits) == 10), F.concat(F.lit("+1"), digits))
         .when(digits.startswith("0"), F.concat(F.lit("+"), cc, F.substring(digits, 2, 20)))
     )

@@ -57,14 +57,18 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
     if not _has_files(lake, glob):
         say(f"[ingest] {source}: no raw files under {glob}")
         return
-    stream = lake.spark.readStream.format("text").load(glob).select(
-        "value", F.col("_metadata.file_path").alias("source_file")
+    stream = (
+        lake.spark.readStream.format("text")
+        .load(glob)
+        .select("value", F.col("_metadata.file_path").alias("source_file"))
     )
 
     def handle(batch: DataFrame, batch_id: int) -> None:
-        bronze = to_bronze(batch, s.default_country).withColumn(
-            "source", F.coalesce("source", F.lit(source))
-        ).persist()
+        bronze = (
+            to_bronze(batch, s.default_country)
+            .withColumn("source", F.coalesce("source", F.lit(source)))
+            .persist()
+        )
         lake.append(bronze, "bronze.events", txn=(f"bronze-{source}", batch_id))
         n_bronze = lake.last_write_rows("bronze.events")
         silver, quarantine = split_bronze(
@@ -72,8 +76,10 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
         )
         quarantine = quarantine.persist()
         lake.append(quarantine, "silver.quarantine", txn=(f"quarantine-{source}", batch_id))
-        by_reason = {r["reason"]: r["n"] for r in
-                     quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()}
+        by_reason = {
+            r["reason"]: r["n"]
+            for r in quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()
+        }
         inserted = _merge_insert_new(
             lake, silver, "silver.events", "t.event_id = s.event_id AND t.event_date = s.event_date"
         )
@@ -84,8 +90,10 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
         for reason, n in by_reason.items():
             _add(report.dropped, reason, n)
         _add(report.dropped, "duplicate_event", n_bronze - n_quarantined - inserted)
-        say(f"[ingest] {source} batch {batch_id}: {n_bronze:,} lines -> {inserted:,} new events, "
-            f"{n_quarantined:,} quarantined")
+        say(
+            f"[ingest] {source} batch {batch_id}: {n_bronze:,} lines -> {inserted:,} new events, "
+            f"{n_quarantined:,} quarantined"
+        )
         bronze.unpersist()
         quarantine.unpersist()
 
@@ -98,8 +106,11 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
         say(f"[ingest] crm: no raw files under {glob}")
         return
     stream = (
-        lake.spark.readStream.format("csv").option("header", "true").schema(CRM_SCHEMA)
-        .option("mode", "PERMISSIVE").load(glob)
+        lake.spark.readStream.format("csv")
+        .option("header", "true")
+        .schema(CRM_SCHEMA)
+        .option("mode", "PERMISSIVE")
+        .load(glob)
         .withColumn("source_file", F.col("_metadata.file_path"))
     )
     default_country = lake.settings.ingest.default_country
@@ -114,16 +125,22 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
         if not lake.exists("silver.crm"):
             lake.append(silver, "silver.crm")
         else:
-            (DeltaTable.forPath(lake.spark, lake.path("silver.crm")).alias("t")
-             .merge(silver.alias("s"), "t.customer_id = s.customer_id")
-             .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")
-             .whenNotMatchedInsertAll().execute())
+            (
+                DeltaTable.forPath(lake.spark, lake.path("silver.crm"))
+                .alias("t")
+                .merge(silver.alias("s"), "t.customer_id = s.customer_id")
+                .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")
+                .whenNotMatchedInsertAll()
+                .execute()
+            )
         n_silver = lake.last_write_rows("silver.crm")
         _add(report.read, "crm_rows", n_bronze)
         _add(report.written, "silver.crm", n_silver)
         _add(report.written, "silver.quarantine", n_quarantined)
-        say(f"[ingest] crm batch {batch_id}: {n_bronze:,} rows -> {n_silver:,} customers, "
-            f"{n_quarantined:,} quarantine notes")
+        say(
+            f"[ingest] crm batch {batch_id}: {n_bronze:,} rows -> {n_silver:,} customers, "
+            f"{n_quarantined:,} quarantine notes"
+        )
         bronze.unpersist()
 
     _run_stream(lake, stream, "crm", handle)

@@ -19,8 +19,15 @@ from pyspark.sql import functions as F
 
 from jobs.generate.catalogue import CATEGORIES
 
-COUNT_FEATURES = ["events", "sessions", "product_views", "add_to_carts", "email_engagements",
-                  "devices", "cookies"]
+COUNT_FEATURES = [
+    "events",
+    "sessions",
+    "product_views",
+    "add_to_carts",
+    "email_engagements",
+    "devices",
+    "cookies",
+]
 
 
 class SeedTooSmallError(ValueError):
@@ -34,11 +41,14 @@ def features(profiles: DataFrame, categories: list[str] | None = None) -> DataFr
     c = F.col
     total_aff = F.aggregate(F.map_values("category_affinity"), F.lit(0.0), lambda a, x: a + x)
     cols = [
-        F.coalesce(c("category_affinity")[k] / F.greatest(total_aff, F.lit(1e-9)), F.lit(0.0))
-        .alias(f"aff_{k}") for k in cats
+        F.coalesce(
+            c("category_affinity")[k] / F.greatest(total_aff, F.lit(1e-9)), F.lit(0.0)
+        ).alias(f"aff_{k}")
+        for k in cats
     ]
-    cols += [F.log1p(F.coalesce(c(k), F.lit(0)).cast("double")).alias(f"log_{k}")
-             for k in COUNT_FEATURES]
+    cols += [
+        F.log1p(F.coalesce(c(k), F.lit(0)).cast("double")).alias(f"log_{k}") for k in COUNT_FEATURES
+    ]
     total = F.greatest(c("events"), F.lit(1))
     cols += [(c(f"{s}_events") / total).alias(f"share_{s}") for s in ("web", "app", "email")]
     cols += [F.coalesce(c("recency_days"), F.lit(365)).cast("double").alias("recency")]
@@ -56,9 +66,16 @@ class LookalikeResult:
     thresholds: dict[float, float]
 
 
-def fit_and_score(feats: DataFrame, seeds: DataFrame, reach_percents: list[float],
-                  min_seed: int, holdout: float, unlabelled_ratio: float, seed: int,
-                  consented_only: bool) -> LookalikeResult:
+def fit_and_score(
+    feats: DataFrame,
+    seeds: DataFrame,
+    reach_percents: list[float],
+    min_seed: int,
+    holdout: float,
+    unlabelled_ratio: float,
+    seed: int,
+    consented_only: bool,
+) -> LookalikeResult:
     seeds = seeds.select("person_id").distinct()
     n_seed = seeds.count()
     if n_seed < min_seed:
@@ -77,18 +94,20 @@ def fit_and_score(feats: DataFrame, seeds: DataFrame, reach_percents: list[float
     unl_sample = unl.sample(fraction=frac, seed=seed)
     unl_train, unl_hold = unl_sample.randomSplit([1 - holdout, holdout], seed=seed)
     names = feature_names(feats)
-    pipeline = Pipeline(stages=[
-        VectorAssembler(inputCols=names, outputCol="raw_features"),
-        StandardScaler(inputCol="raw_features", outputCol="features"),
-        LogisticRegression(featuresCol="features", labelCol="label", regParam=0.01,
-                           maxIter=50),
-    ])
+    pipeline = Pipeline(
+        stages=[
+            VectorAssembler(inputCols=names, outputCol="raw_features"),
+            StandardScaler(inputCol="raw_features", outputCol="features"),
+            LogisticRegression(featuresCol="features", labelCol="label", regParam=0.01, maxIter=50),
+        ]
+    )
     model = pipeline.fit(pos_train.unionByName(unl_train))
     score = vector_to_array("probability")[1]
 
     hold = model.transform(pos_hold.unionByName(unl_hold))
-    auc = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="rawPrediction") \
-        .evaluate(hold)
+    auc = BinaryClassificationEvaluator(
+        labelCol="label", rawPredictionCol="rawPrediction"
+    ).evaluate(hold)
 
     eligible = labelled.where("label = 0")
     if consented_only:
@@ -105,12 +124,17 @@ def fit_and_score(feats: DataFrame, seeds: DataFrame, reach_percents: list[float
     scored = scored.withColumn("reach_bucket", bucket)
 
     n_hold = hold_scored.count()
-    evaluation = {"auc": float(auc), "seed_size": float(n_seed),
-                  "holdout_seeds": float(n_hold)}
-    recalls = hold_scored.agg(*[
-        F.avg((F.col("score") >= F.lit(thresholds[p])).cast("double")).alias(str(p))
-        for p in reach_percents
-    ]).first() if reach_percents and n_hold else None
+    evaluation = {"auc": float(auc), "seed_size": float(n_seed), "holdout_seeds": float(n_hold)}
+    recalls = (
+        hold_scored.agg(
+            *[
+                F.avg((F.col("score") >= F.lit(thresholds[p])).cast("double")).alias(str(p))
+                for p in reach_percents
+            ]
+        ).first()
+        if reach_percents and n_hold
+        else None
+    )
     for p in reach_percents:
         r = float(recalls[str(p)] or 0.0) if recalls else 0.0
         evaluation[f"recall_at_{p:g}pct"] = r

@@ -24,18 +24,35 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
         with report.step(f"lookalike {la.name} from {la.seed_segment}"):
             seeds = members.where(F.col("segment") == la.seed_segment)
             result = fit_and_score(
-                feats, seeds, la.reach_percents, la.min_seed_size, la.holdout_fraction,
-                la.unlabelled_ratio, la.seed, la.consented_only,
+                feats,
+                seeds,
+                la.reach_percents,
+                la.min_seed_size,
+                la.holdout_fraction,
+                la.unlabelled_ratio,
+                la.seed,
+                la.consented_only,
             )
             scores = result.scores.select(
-                F.lit(run_date).alias("run_date"), F.lit(la.name).alias("lookalike"),
-                "person_id", "score", "reach_bucket",
+                F.lit(run_date).alias("run_date"),
+                F.lit(la.name).alias("lookalike"),
+                "person_id",
+                "score",
+                "reach_bucket",
             )
-            old = (lake.read("gold.lookalike_scores")
-                   .where((F.col("run_date") == run_date) & (F.col("lookalike") != la.name))
-                   if lake.exists("gold.lookalike_scores") else None)
-            lake.replace_partition(scores if old is None else scores.unionByName(old),
-                                   "gold.lookalike_scores", "run_date", run_date)
+            old = (
+                lake.read("gold.lookalike_scores").where(
+                    (F.col("run_date") == run_date) & (F.col("lookalike") != la.name)
+                )
+                if lake.exists("gold.lookalike_scores")
+                else None
+            )
+            lake.replace_partition(
+                scores if old is None else scores.unionByName(old),
+                "gold.lookalike_scores",
+                "run_date",
+                run_date,
+            )
             written = lake.read("gold.lookalike_scores").where(
                 (F.col("run_date") == run_date) & (F.col("lookalike") == la.name)
             )
@@ -49,20 +66,37 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             sizes = write_membership(lake, seg_rows, run_date, names)
             ev = result.evaluation
             eval_row = spark.createDataFrame(
-                [(run_date, la.name, la.seed_segment, json.dumps(ev), json.dumps(
-                    {str(k): v for k, v in result.thresholds.items()}))],
+                [
+                    (
+                        run_date,
+                        la.name,
+                        la.seed_segment,
+                        json.dumps(ev),
+                        json.dumps({str(k): v for k, v in result.thresholds.items()}),
+                    )
+                ],
                 "run_date string, lookalike string, seed_segment string, metrics string, "
                 "thresholds string",
             )
-            old_ev = (lake.read("gold.lookalike_evaluation")
-                      .where((F.col("run_date") == run_date) & (F.col("lookalike") != la.name))
-                      if lake.exists("gold.lookalike_evaluation") else None)
-            lake.replace_partition(eval_row if old_ev is None else eval_row.unionByName(old_ev),
-                                   "gold.lookalike_evaluation", "run_date", run_date)
-            report.written["gold.lookalike_scores"] = report.written.get(
-                "gold.lookalike_scores", 0) + written.count()
+            old_ev = (
+                lake.read("gold.lookalike_evaluation").where(
+                    (F.col("run_date") == run_date) & (F.col("lookalike") != la.name)
+                )
+                if lake.exists("gold.lookalike_evaluation")
+                else None
+            )
+            lake.replace_partition(
+                eval_row if old_ev is None else eval_row.unionByName(old_ev),
+                "gold.lookalike_evaluation",
+                "run_date",
+                run_date,
+            )
+            report.written["gold.lookalike_scores"] = (
+                report.written.get("gold.lookalike_scores", 0) + written.count()
+            )
             report.facts[f"{la.name} AUC"] = round(ev["auc"], 3)
             for p in la.reach_percents:
                 report.facts[f"{la.name} {p:g}% reach"] = (
                     f"{sizes[segment_name(la.name, p)]:,} people, recall "
-                    f"{ev[f'recall_at_{p:g}pct']:.2f}, lift {ev[f'lift_at_{p:g}pct']:.1f}x")
+                    f"{ev[f'recall_at_{p:g}pct']:.2f}, lift {ev[f'lift_at_{p:g}pct']:.1f}x"
+                )

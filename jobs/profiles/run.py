@@ -11,9 +11,7 @@ from jobs.report import JobReport
 
 
 def attributed_events(lake: Lake, run_date: str):
-    events = lake.read("silver.events").where(
-        F.col("event_date") <= F.lit(run_date).cast("date")
-    )
+    events = lake.read("silver.events").where(F.col("event_date") <= F.lit(run_date).cast("date"))
     return attribute_events(
         events, lake.read("identity.person_map"), lake.settings.identity.link_types
     )
@@ -27,9 +25,13 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
         )
         lake.overwrite(profiles, "gold.profiles")
     report.written["gold.profiles"] = lake.last_write_rows("gold.profiles")
-    stats = lake.read("gold.profiles").agg(
-        F.sum("events").alias("events"),
-        F.sum(F.col("ad_consent").cast("int")).alias("consented"),
-    ).first()
+    stats = (
+        lake.read("gold.profiles")
+        .agg(
+            F.sum("events").alias("events"),
+            F.sum(F.col("ad_consent").cast("int")).alias("consented"),
+        )
+        .first()
+    )
     report.read["attributed events"] = stats["events"] or 0
     report.facts["persons with ad consent"] = stats["consented"] or 0

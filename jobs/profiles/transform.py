@@ -16,33 +16,37 @@ def behaviour(events: DataFrame, run_date: str) -> DataFrame:
     """events(person_id, ...) -> behaviour, RFM and channel counts per person."""
     c = F.col
     today = F.lit(run_date).cast("date")
-    return events.groupBy("person_id").agg(
-        F.min("event_ts").alias("first_seen"),
-        F.max("event_ts").alias("last_seen"),
-        F.count("*").alias("events"),
-        F.countDistinct("session_id").alias("sessions"),
-        _count_if(c("source") == "web").alias("web_events"),
-        _count_if(c("source") == "app").alias("app_events"),
-        _count_if(c("source") == "email").alias("email_events"),
-        _count_if(c("event_type") == "product_view").alias("product_views"),
-        _count_if(c("event_type") == "add_to_cart").alias("add_to_carts"),
-        F.countDistinct(F.when(c("event_type") == "purchase", c("order_id"))).alias("purchases"),
-        F.coalesce(F.sum(F.when(c("event_type") == "purchase", c("revenue"))), F.lit(0.0))
-        .alias("revenue"),
-        F.max(F.when(c("event_type") == "purchase", c("event_ts"))).alias("last_purchase_at"),
-        _count_if(c("event_type").isin("email_open", "email_click")).alias("email_engagements"),
-        F.countDistinct("device_id").alias("devices"),
-        F.countDistinct("anonymous_id").alias("cookies"),
-        F.max_by("ad_consent", F.when(c("ad_consent").isNotNull(), c("event_ts")))
-        .alias("event_consent"),
-        F.max(F.when(c("ad_consent").isNotNull(), c("event_ts"))).alias("event_consent_at"),
-        F.max_by("country", "event_ts").alias("event_country"),
-    ).withColumn(
-        "recency_days", F.datediff(today, F.to_date("last_seen"))
-    ).withColumn(
-        "days_since_purchase", F.datediff(today, F.to_date("last_purchase_at"))
-    ).withColumn(
-        "first_seen_days", F.datediff(today, F.to_date("first_seen"))
+    return (
+        events.groupBy("person_id")
+        .agg(
+            F.min("event_ts").alias("first_seen"),
+            F.max("event_ts").alias("last_seen"),
+            F.count("*").alias("events"),
+            F.countDistinct("session_id").alias("sessions"),
+            _count_if(c("source") == "web").alias("web_events"),
+            _count_if(c("source") == "app").alias("app_events"),
+            _count_if(c("source") == "email").alias("email_events"),
+            _count_if(c("event_type") == "product_view").alias("product_views"),
+            _count_if(c("event_type") == "add_to_cart").alias("add_to_carts"),
+            F.countDistinct(F.when(c("event_type") == "purchase", c("order_id"))).alias(
+                "purchases"
+            ),
+            F.coalesce(
+                F.sum(F.when(c("event_type") == "purchase", c("revenue"))), F.lit(0.0)
+            ).alias("revenue"),
+            F.max(F.when(c("event_type") == "purchase", c("event_ts"))).alias("last_purchase_at"),
+            _count_if(c("event_type").isin("email_open", "email_click")).alias("email_engagements"),
+            F.countDistinct("device_id").alias("devices"),
+            F.countDistinct("anonymous_id").alias("cookies"),
+            F.max_by("ad_consent", F.when(c("ad_consent").isNotNull(), c("event_ts"))).alias(
+                "event_consent"
+            ),
+            F.max(F.when(c("ad_consent").isNotNull(), c("event_ts"))).alias("event_consent_at"),
+            F.max_by("country", "event_ts").alias("event_country"),
+        )
+        .withColumn("recency_days", F.datediff(today, F.to_date("last_seen")))
+        .withColumn("days_since_purchase", F.datediff(today, F.to_date("last_purchase_at")))
+        .withColumn("first_seen_days", F.datediff(today, F.to_date("first_seen")))
     )
 
 
@@ -51,20 +55,18 @@ def category_affinity(events: DataFrame, run_date: str) -> DataFrame:
     ``AFFINITY_HALF_LIFE_DAYS``. Returns (person_id, category_affinity map, top_category)."""
     c = F.col
     age = F.datediff(F.lit(run_date).cast("date"), c("event_date"))
-    weight = (
-        F.when(c("event_type") == "purchase", 4.0)
-        .when(c("event_type") == "add_to_cart", 2.0)
-        .otherwise(1.0)
-        * F.pow(F.lit(0.5), age / F.lit(AFFINITY_HALF_LIFE_DAYS))
-    )
+    weight = F.when(c("event_type") == "purchase", 4.0).when(
+        c("event_type") == "add_to_cart", 2.0
+    ).otherwise(1.0) * F.pow(F.lit(0.5), age / F.lit(AFFINITY_HALF_LIFE_DAYS))
     per_cat = (
         events.where(c("category").isNotNull())
         .groupBy("person_id", "category")
         .agg(F.sum(weight).alias("score"))
     )
     return per_cat.groupBy("person_id").agg(
-        F.map_from_entries(F.collect_list(F.struct("category", F.round("score", 4))))
-        .alias("category_affinity"),
+        F.map_from_entries(F.collect_list(F.struct("category", F.round("score", 4)))).alias(
+            "category_affinity"
+        ),
         F.max_by("category", "score").alias("top_category"),
     )
 
@@ -77,8 +79,9 @@ def consent(profiles: DataFrame) -> DataFrame:
     crm_newer = c("event_consent_at").isNull() | (c("crm_updated_at") >= c("event_consent_at"))
     return profiles.withColumn(
         "ad_consent",
-        F.when(crm_says_no & crm_newer, F.lit(False))
-        .otherwise(F.coalesce(c("event_consent"), F.lit(False))),
+        F.when(crm_says_no & crm_newer, F.lit(False)).otherwise(
+            F.coalesce(c("event_consent"), F.lit(False))
+        ),
     )
 
 
@@ -87,39 +90,53 @@ def crm_traits(person_map: DataFrame, crm: DataFrame) -> DataFrame:
     linked = person_map.where(F.col("id_type") == "crm").select(
         "person_id", F.col("id_value").alias("customer_id")
     )
-    return linked.join(crm, "customer_id").groupBy("person_id").agg(
-        F.max_by("country", "updated_at").alias("crm_country"),
-        F.max_by("zip", "updated_at").alias("zip"),
-        F.max_by("opt_out", "updated_at").alias("crm_opt_out"),
-        F.max("updated_at").alias("crm_updated_at"),
-        F.count("*").alias("crm_records"),
+    return (
+        linked.join(crm, "customer_id")
+        .groupBy("person_id")
+        .agg(
+            F.max_by("country", "updated_at").alias("crm_country"),
+            F.max_by("zip", "updated_at").alias("zip"),
+            F.max_by("opt_out", "updated_at").alias("crm_opt_out"),
+            F.max("updated_at").alias("crm_updated_at"),
+            F.count("*").alias("crm_records"),
+        )
     )
 
 
 def identifier_counts(person_map: DataFrame) -> DataFrame:
-    return person_map.groupBy("person_id").pivot(
-        "id_type", ["cookie", "device", "user", "email", "phone", "crm"]
-    ).count().na.fill(0).select(
-        "person_id",
-        *[F.col(t).alias(f"n_{t}") for t in ["cookie", "device", "user", "email", "phone", "crm"]],
+    return (
+        person_map.groupBy("person_id")
+        .pivot("id_type", ["cookie", "device", "user", "email", "phone", "crm"])
+        .count()
+        .na.fill(0)
+        .select(
+            "person_id",
+            *[
+                F.col(t).alias(f"n_{t}")
+                for t in ["cookie", "device", "user", "email", "phone", "crm"]
+            ],
+        )
     )
 
 
 def build_profiles(
     events: DataFrame, person_map: DataFrame, crm: DataFrame | None, run_date: str
 ) -> DataFrame:
-    profiles = behaviour(events, run_date).join(
-        category_affinity(events, run_date), "person_id", "left"
-    ).join(identifier_counts(person_map), "person_id", "left")
+    profiles = (
+        behaviour(events, run_date)
+        .join(category_affinity(events, run_date), "person_id", "left")
+        .join(identifier_counts(person_map), "person_id", "left")
+    )
     if crm is not None:
         profiles = profiles.join(crm_traits(person_map, crm), "person_id", "left")
     else:
         profiles = profiles.select(
-            "*", F.lit(None).cast("string").alias("crm_country"),
-            F.lit(None).cast("string").alias("zip"), F.lit(None).cast("boolean").alias("crm_opt_out"),
-            F.lit(None).cast("timestamp").alias("crm_updated_at"), F.lit(0).alias("crm_records"),
+            "*",
+            F.lit(None).cast("string").alias("crm_country"),
+            F.lit(None).cast("string").alias("zip"),
+            F.lit(None).cast("boolean").alias("crm_opt_out"),
+            F.lit(None).cast("timestamp").alias("crm_updated_at"),
+            F.lit(0).alias("crm_records"),
         )
-    profiles = consent(profiles).withColumn(
-        "country", F.coalesce("crm_country", "event_country")
-    )
+    profiles = consent(profiles).withColumn("country", F.coalesce("crm_country", "event_country"))
     return profiles.withColumn("run_date", F.lit(run_date).cast("date"))

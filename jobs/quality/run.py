@@ -31,20 +31,27 @@ def run_checkpoint(context, name: str, df, expectations: list) -> dict:
     import great_expectations as gx
 
     ds = context.data_sources.add_or_update_spark(name=f"{name}_source")
-    asset = ds.add_dataframe_asset(name=name) if name not in [a.name for a in ds.assets] \
+    asset = (
+        ds.add_dataframe_asset(name=name)
+        if name not in [a.name for a in ds.assets]
         else ds.get_asset(name)
+    )
     bd_name = f"{name}_batch"
-    batch_def = next((b for b in asset.batch_definitions if b.name == bd_name), None) \
-        or asset.add_batch_definition_whole_dataframe(bd_name)
+    batch_def = next(
+        (b for b in asset.batch_definitions if b.name == bd_name), None
+    ) or asset.add_batch_definition_whole_dataframe(bd_name)
     suite = gx.ExpectationSuite(name=f"{name}_suite", expectations=expectations)
     suite = context.suites.add_or_update(suite)
     vd = context.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=f"{name}_validation", data=batch_def, suite=suite)
     )
-    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
-        name=f"{name}_checkpoint", validation_definitions=[vd],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
-    ))
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"{name}_checkpoint",
+            validation_definitions=[vd],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+        )
+    )
     result = checkpoint.run(batch_parameters={"dataframe": df})
     failed = []
     evaluated = 0
@@ -53,16 +60,20 @@ def run_checkpoint(context, name: str, df, expectations: list) -> dict:
             evaluated += 1
             if not r.success:
                 cfg = r.expectation_config
-                failed.append(f"{cfg.type}({cfg.kwargs.get('column')}): "
-                              f"{r.result.get('unexpected_count', '?')} unexpected")
+                failed.append(
+                    f"{cfg.type}({cfg.kwargs.get('column')}): "
+                    f"{r.result.get('unexpected_count', '?')} unexpected"
+                )
     return {"success": bool(result.success), "evaluated": evaluated, "failed": failed}
 
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     context = _context(lake.settings.resolve(lake.settings.storage.reports_root))
     checks = {
-        "silver_events": (lake.read("silver.events").where(
-            F.col("event_date") == F.lit(run_date).cast("date")), silver_events_expectations()),
+        "silver_events": (
+            lake.read("silver.events").where(F.col("event_date") == F.lit(run_date).cast("date")),
+            silver_events_expectations(),
+        ),
     }
     if lake.exists("silver.crm"):
         checks["silver_crm"] = (lake.read("silver.crm"), silver_crm_expectations())
@@ -71,13 +82,18 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
         with report.step(f"checkpoint {name}"):
             res = run_checkpoint(context, name, df, expectations)
         rows.append((run_date, name, res["success"], res["evaluated"], json.dumps(res["failed"])))
-        report.facts[f"{name}"] = (f"{res['evaluated'] - len(res['failed'])}/{res['evaluated']} "
-                                   "expectations met")
+        report.facts[f"{name}"] = (
+            f"{res['evaluated'] - len(res['failed'])}/{res['evaluated']} expectations met"
+        )
     lake.replace_partition(
         lake.spark.createDataFrame(
-            rows, "run_date string, checkpoint string, success boolean, expectations int, "
-            "failures string"),
-        "quality.results", "run_date", run_date,
+            rows,
+            "run_date string, checkpoint string, success boolean, expectations int, "
+            "failures string",
+        ),
+        "quality.results",
+        "run_date",
+        run_date,
     )
     docs = context.get_docs_sites_urls()
     if docs:

@@ -21,8 +21,13 @@ def silver_events_expectations() -> list:
         ex.ExpectColumnValuesToBeBetween(column="revenue", min_value=0, max_value=1_000_000),
     ]
     # hashed identifiers must look like hashes: a raw email here would be a privacy breach
-    for col in ["email_sha256", "email_google_sha256", "email_uid2_sha256", "phone_sha256",
-                "phone_digits_sha256"]:
+    for col in [
+        "email_sha256",
+        "email_google_sha256",
+        "email_uid2_sha256",
+        "phone_sha256",
+        "phone_digits_sha256",
+    ]:
         out.append(ex.ExpectColumnValuesToMatchRegex(column=col, regex=SHA256_HEX))
     return out
 

@@ -13,11 +13,13 @@ def changes(current: DataFrame, previous: DataFrame | None, run_date: str) -> Da
         out = cur.withColumn("change", F.lit("entered"))
     else:
         prev = previous.select("segment", "person_id")
-        out = cur.join(prev, ["segment", "person_id"], "left_anti").withColumn(
-            "change", F.lit("entered")
-        ).unionByName(
-            prev.join(cur, ["segment", "person_id"], "left_anti").withColumn(
-                "change", F.lit("exited")
+        out = (
+            cur.join(prev, ["segment", "person_id"], "left_anti")
+            .withColumn("change", F.lit("entered"))
+            .unionByName(
+                prev.join(cur, ["segment", "person_id"], "left_anti").withColumn(
+                    "change", F.lit("exited")
+                )
             )
         )
     return out.withColumn("run_date", F.lit(run_date))

@@ -24,16 +24,46 @@ from pyspark.sql import functions as F
 
 from jobs.config import ConfigError, read_yaml
 
-OPS = {"eq": operator.eq, "ne": operator.ne, "gt": operator.gt, "gte": operator.ge,
-       "lt": operator.lt, "lte": operator.le}
-EVENT_FILTERS = {"type": "event_type", "category": "category", "product": "product_id",
-                 "source": "source"}
+OPS = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+EVENT_FILTERS = {
+    "type": "event_type",
+    "category": "category",
+    "product": "product_id",
+    "source": "source",
+}
 SUMMABLE = {"revenue", "price", "quantity"}
 PROFILE_FIELDS = {
-    "events", "sessions", "web_events", "app_events", "email_events", "product_views",
-    "add_to_carts", "purchases", "revenue", "recency_days", "days_since_purchase",
-    "email_engagements", "devices", "cookies", "ad_consent", "country", "top_category",
-    "n_cookie", "n_device", "n_user", "n_email", "n_phone", "n_crm", "first_seen_days",
+    "events",
+    "sessions",
+    "web_events",
+    "app_events",
+    "email_events",
+    "product_views",
+    "add_to_carts",
+    "purchases",
+    "revenue",
+    "recency_days",
+    "days_since_purchase",
+    "email_engagements",
+    "devices",
+    "cookies",
+    "ad_consent",
+    "country",
+    "top_category",
+    "n_cookie",
+    "n_device",
+    "n_user",
+    "n_email",
+    "n_phone",
+    "n_crm",
+    "first_seen_days",
 }
 
 
@@ -69,8 +99,11 @@ class _Parser:
             self.fail(path, f"expected a mapping like {{field: x, gte: 1}}, got {spec!r}")
         unknown = set(spec) - allowed - set(OPS) - {"in"}
         if unknown:
-            self.fail(path, f"unknown key(s) {sorted(unknown)}; expected one of "
-                      f"{sorted(allowed | set(OPS) | {'in'})}")
+            self.fail(
+                path,
+                f"unknown key(s) {sorted(unknown)}; expected one of "
+                f"{sorted(allowed | set(OPS) | {'in'})}",
+            )
         ops = [k for k in spec if k in OPS or k == "in"]
         if len(ops) != 1:
             self.fail(path, f"expected exactly one comparison of {sorted(OPS)} or 'in'")
@@ -79,7 +112,7 @@ class _Parser:
     def parse(self, node: Any, path: str = "rule") -> Any:
         if not isinstance(node, dict) or len(node) != 1:
             self.fail(path, "expected exactly one of all / any / not / segment / profile / events")
-        (kind, body), = node.items()
+        ((kind, body),) = node.items()
         if kind in ("all", "any"):
             if not isinstance(body, list) or not body:
                 self.fail(f"{path}.{kind}", "expected a non-empty list of rules")
@@ -92,8 +125,10 @@ class _Parser:
             return ("segment", body)
         if kind == "profile":
             if not isinstance(body, dict) or body.get("field") not in PROFILE_FIELDS:
-                self.fail(f"{path}.profile.field",
-                          f"expected one of {sorted(PROFILE_FIELDS)}, got {body!r}")
+                self.fail(
+                    f"{path}.profile.field",
+                    f"expected one of {sorted(PROFILE_FIELDS)}, got {body!r}",
+                )
             op, _, value = self.comparison(body, f"{path}.profile", {"field"})
             return ("profile", body["field"], op, value)
         if kind == "events":
@@ -129,8 +164,10 @@ class _Parser:
             if measure not in SUMMABLE:
                 self.fail(f"{path}.sum.field", f"expected one of {sorted(SUMMABLE)}")
         if op == "in" or not isinstance(value, int | float) or isinstance(value, bool):
-            self.fail(f"{path}.{measure if measure == 'count' else 'sum'}",
-                      "expected a number compared with eq/ne/gt/gte/lt/lte")
+            self.fail(
+                f"{path}.{measure if measure == 'count' else 'sum'}",
+                "expected a number compared with eq/ne/gt/gte/lt/lte",
+            )
         name = f"_ev_{self.segment}_{len(self.conditions)}"
         self.conditions.append(EventCondition(name, filters, days, measure, op, float(value)))
         return name
@@ -161,8 +198,9 @@ def load_segments(folder: str | Path) -> dict[str, Segment]:
             raise ConfigError(f"{f}: expected a top-level 'segments:' mapping of name -> segment")
         for name, spec in data["segments"].items():
             if name in segments:
-                raise ConfigError(f"{f}: segment {name!r} is already defined in "
-                                  f"{segments[name].source}")
+                raise ConfigError(
+                    f"{f}: segment {name!r} is already defined in {segments[name].source}"
+                )
             segments[name] = parse_segment(name, spec, str(f))
     for seg in segments.values():  # references must exist and must not loop
         _check_refs(seg.name, seg.rule, segments, [seg.name])
@@ -183,11 +221,14 @@ def _refs(rule) -> list[str]:
 def _check_refs(name, rule, segments, chain):
     for ref in _refs(rule):
         if ref not in segments:
-            raise ConfigError(f"{segments[name].source}: segment {name!r}: rule refers to "
-                              f"unknown segment {ref!r}")
+            raise ConfigError(
+                f"{segments[name].source}: segment {name!r}: rule refers to unknown segment {ref!r}"
+            )
         if ref in chain:
-            raise ConfigError(f"{segments[name].source}: segment {name!r}: circular reference "
-                              f"{' -> '.join(chain + [ref])}")
+            raise ConfigError(
+                f"{segments[name].source}: segment {name!r}: circular reference "
+                f"{' -> '.join(chain + [ref])}"
+            )
         _check_refs(ref, segments[ref].rule, segments, chain + [ref])
 
 
@@ -225,8 +266,11 @@ def compile_rule(rule, segments: dict[str, Segment]) -> Column:
     if kind == "profile":
         _, fld, op, value = rule
         col = F.col(fld)
-        out = col.isin(value if isinstance(value, list) else [value]) if op == "in" else \
-            OPS[op](col, F.lit(value))
+        out = (
+            col.isin(value if isinstance(value, list) else [value])
+            if op == "in"
+            else OPS[op](col, F.lit(value))
+        )
         return F.coalesce(out, F.lit(False))
     if kind == "events":
         cond = next(c for s in segments.values() for c in s.event_conditions if c.name == rule[1])
@@ -234,8 +278,9 @@ def compile_rule(rule, segments: dict[str, Segment]) -> Column:
     raise ValueError(kind)
 
 
-def evaluate(profiles: DataFrame, events: DataFrame, segments: dict[str, Segment],
-             run_date: str) -> DataFrame:
+def evaluate(
+    profiles: DataFrame, events: DataFrame, segments: dict[str, Segment], run_date: str
+) -> DataFrame:
     """-> (segment, person_id) for every member of every segment."""
     conditions = [c for s in segments.values() for c in s.event_conditions]
     wide = profiles

@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+
+from jobs.config import ConfigError, load_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_config_loads():
+    s = load_settings(ROOT / "conf" / "dmp.yaml", environ={})
+    assert s.spark.master == "local[2]"
+    assert {d.platform for d in s.destinations} == {"google", "meta", "ttd", "generic"}
+
+
+def test_unknown_key_names_file_and_key(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("identity:\n  max_anchor_linkz: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(f, environ={})
+    assert str(f) in str(err.value)
+    assert "identity.max_anchor_linkz: unknown key" in str(err.value)
+
+
+def test_wrong_type_says_what_was_expected(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("spark:\n  shuffle_partitions: many\n")
+    with pytest.raises(ConfigError, match=r"spark\.shuffle_partitions: .*integer.*'many'"):
+        load_settings(f, environ={})
+
+
+def test_missing_file_and_missing_required_key(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.yaml", environ={})
+    f = tmp_path / "bad.yaml"
+    f.write_text("lookalikes:\n  - name: x\n")
+    with pytest.raises(ConfigError, match=r"lookalikes\.0\.seed_segment: required key is missing"):
+        load_settings(f, environ={})
+
+
+def test_environment_overrides_file(tmp_path):
+    f = tmp_path / "ok.yaml"
+    f.write_text("storage:\n  lake_root: here\n")
+    s = load_settings(
+        f,
+        environ={"DMP_STORAGE__LAKE_ROOT": "s3a://lake/dmp", "DMP_SPARK__SHUFFLE_PARTITIONS": "16"},
+    )
+    assert s.storage.lake_root == "s3a://lake/dmp"
+    assert s.spark.shuffle_partitions == 16
+    assert s.resolve(s.storage.lake_root) == "s3a://lake/dmp"
