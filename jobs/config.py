@@ -68,7 +68,7 @@ class IdentitySettings(_Strict):
     anchor_types: list[str] = Field(default_factory=lambda: ["user", "crm"])
     blocked_emails: list[str] = Field(default_factory=list)
     blocked_value_patterns: list[str] = Field(default_factory=list)
-    max_anchor_links: int = Field(2, ge=1)
+    max_anchor_links: int = Field(1, ge=1)
     max_degree: int = Field(500, ge=2)
     max_iterations: int = Field(40, ge=1)
 

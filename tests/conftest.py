@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
+
+# py4j logs at interpreter exit, after pytest has closed the captured streams
+logging.getLogger("py4j").setLevel(logging.WARNING)
 
 TEST_CONF = Path(__file__).parent / "conf" / "dmp-test.yaml"
 

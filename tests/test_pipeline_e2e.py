@@ -32,8 +32,10 @@ def world(settings, spark, workdir):
     truth = landing / "truth"
     with open(truth / "people.csv") as fh:
         people = {r["person_key"]: r for r in csv.DictReader(fh)}
+    with open(truth / "shared_identifiers.csv") as fh:
+        shared = {(r["id_type"], r["value"]) for r in csv.DictReader(fh)}
     with open(truth / "identifiers.csv") as fh:
-        idents = list(csv.DictReader(fh))
+        idents = [r for r in csv.DictReader(fh) if (r["id_type"], r["value"]) not in shared]
     return {
         "lake": lake,
         "summary": summary,
@@ -57,8 +59,6 @@ def _truth_to_pipeline(world) -> dict[str, Counter]:
     }
     mapping: dict[str, Counter] = defaultdict(Counter)
     for r in world["idents"]:
-        if r["shared"] == "True":
-            continue
         pid = pm.get(_node(r["id_type"], r["value"]))
         if pid:
             mapping[r["person_key"]][pid] += 1

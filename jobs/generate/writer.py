@@ -17,7 +17,14 @@ from collections import Counter
 from datetime import date, datetime, timedelta
 
 from jobs.generate.behaviour import person_events
-from jobs.generate.population import COUNTRIES, Person, make_person, messy_email, messy_phone
+from jobs.generate.population import (
+    COUNTRIES,
+    TEST_EMAILS,
+    Person,
+    make_person,
+    messy_email,
+    messy_phone,
+)
 
 LATE_RATE = 0.02  # events delivered in the next day's folder
 DUPLICATE_RATE = 0.01  # events delivered twice
@@ -28,6 +35,7 @@ BOT_UAS = [
     "AhrefsBot/7.0 crawler",
 ]
 PEOPLE_PER_SHARD = 20_000
+CANONICAL_TEST_EMAILS = {e.strip().lower() for e in TEST_EMAILS}
 
 
 class RawFiles:
@@ -69,19 +77,45 @@ def _malformed(rng: random.Random, good: dict) -> tuple[str, str]:
 
 
 class Truth:
-    """Accumulates what the pipeline should find, from the events it will be able to see."""
+    """Streams what the pipeline should find, from the events it will be able to see, into
+    ``truth/``. Only identifiers that can be shared by construction (app devices of households,
+    test emails) are counted in memory; everything else is written as it comes."""
 
-    def __init__(self):
-        self.people: list[dict] = []
-        self.identifiers: Counter = Counter()  # (type, value) -> number of people using it
-        self.ident_rows: list[tuple[str, str, str]] = []
+    PEOPLE_FIELDS = [
+        "person_key",
+        "persona",
+        "kind",
+        "country",
+        "ad_consent",
+        "events",
+        "winter_coat_views",
+        "purchases",
+        "winter_coat_purchases",
+        "revenue",
+        "is_browse_abandoner",
+        "is_winter_coat_buyer",
+    ]
+
+    def __init__(self, folder: str):
+        os.makedirs(folder, exist_ok=True)
+        self.folder = folder
+        self.people = 0
+        self._people_fh = open(os.path.join(folder, "people.csv"), "w", newline="")
+        self._people = csv.DictWriter(self._people_fh, fieldnames=self.PEOPLE_FIELDS)
+        self._people.writeheader()
+        self._ids_fh = open(os.path.join(folder, "identifiers.csv"), "w", newline="")
+        self._ids = csv.writer(self._ids_fh)
+        self._ids.writerow(["person_key", "id_type", "value"])
+        self.shareable: Counter = Counter()  # (type, value) -> people using it
         self.summary: Counter = Counter()
 
     def add_person(self, p: Person, stats: dict, seen: set[tuple[str, str]], consent: bool):
         for id_type, value in sorted(seen):
-            self.identifiers[(id_type, value)] += 1
-            self.ident_rows.append((p.key, id_type, value))
-        self.people.append(
+            self._ids.writerow([p.key, id_type, value])
+            if id_type == "device" or (id_type == "email" and value in CANONICAL_TEST_EMAILS):
+                self.shareable[(id_type, value)] += 1
+        self.people += 1
+        self._people.writerow(
             {
                 "person_key": p.key,
                 "persona": p.persona,
@@ -94,18 +128,16 @@ class Truth:
             }
         )
 
-    def write(self, folder: str) -> None:
-        os.makedirs(folder, exist_ok=True)
-        with open(os.path.join(folder, "people.csv"), "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(self.people[0]))
-            w.writeheader()
-            w.writerows(self.people)
-        with open(os.path.join(folder, "identifiers.csv"), "w", newline="") as fh:
+    def close(self) -> None:
+        self._people_fh.close()
+        self._ids_fh.close()
+        with open(os.path.join(self.folder, "shared_identifiers.csv"), "w", newline="") as fh:
             w = csv.writer(fh)
-            w.writerow(["person_key", "id_type", "value", "shared"])
-            for key, id_type, value in self.ident_rows:
-                w.writerow([key, id_type, value, self.identifiers[(id_type, value)] > 1])
-        with open(os.path.join(folder, "summary.json"), "w") as fh:
+            w.writerow(["id_type", "value", "people"])
+            for (id_type, value), n in sorted(self.shareable.items()):
+                if n > 1:
+                    w.writerow([id_type, value, n])
+        with open(os.path.join(self.folder, "summary.json"), "w") as fh:
             json.dump(dict(sorted(self.summary.items())), fh, indent=2)
 
 
@@ -125,10 +157,11 @@ def _identifiers_of(e: dict, p: Person) -> set[tuple[str, str]]:
     return seen
 
 
-def _write_crm(root: str, dt: str, rows: list[dict], rng: random.Random, truth: Truth) -> None:
-    folder = os.path.join(root, "crm", f"dt={dt}")
-    os.makedirs(folder, exist_ok=True)
-    cols = [
+class CrmFile:
+    """The CRM export, streamed: one CSV for the last day, plus the broken rows real exports
+    contain (no customer id, a broken email)."""
+
+    COLUMNS = [
         "customer_id",
         "email",
         "phone",
@@ -139,28 +172,40 @@ def _write_crm(root: str, dt: str, rows: list[dict], rng: random.Random, truth: 
         "opt_out",
         "updated_at",
     ]
-    with open(os.path.join(folder, "customers.csv"), "w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=cols)
-        w.writeheader()
-        for row in rows:
-            w.writerow(row)
-        # Rows a CRM export really contains: no id at all, and a broken email.
-        w.writerow(dict(rows[0], customer_id="", email="orphan@example.org"))
-        w.writerow(dict(rows[-1], customer_id="C-BROKEN-1", email="john.doe@", phone=""))
-    truth.summary["crm_rows"] = len(rows) + 2
-    truth.summary["crm_rows_missing_id"] = 1
-    truth.summary["crm_invalid_emails"] = 1
+
+    def __init__(self, root: str, dt: str):
+        folder = os.path.join(root, "crm", f"dt={dt}")
+        os.makedirs(folder, exist_ok=True)
+        self._fh = open(os.path.join(folder, "customers.csv"), "w", newline="", encoding="utf-8")
+        self._w = csv.DictWriter(self._fh, fieldnames=self.COLUMNS)
+        self._w.writeheader()
+        self.rows = 0
+        self.last: dict | None = None
+
+    def write(self, row: dict) -> None:
+        self._w.writerow(row)
+        self.rows += 1
+        self.last = row
+
+    def close(self, truth: Truth) -> None:
+        if self.last is not None:
+            self._w.writerow(dict(self.last, customer_id="", email="orphan@example.org"))
+            self._w.writerow(dict(self.last, customer_id="C-BROKEN-1", email="john.doe@", phone=""))
+            truth.summary["crm_rows"] = self.rows + 2
+            truth.summary["crm_rows_missing_id"] = 1
+            truth.summary["crm_invalid_emails"] = 1
+        self._fh.close()
 
 
 def generate(out: str, people: int, days: int, seed: int, start: date, progress=print) -> dict:
     t0 = time.time()
     raw_root = os.path.join(out, "raw")
     files = RawFiles(raw_root)
-    truth = Truth()
+    truth = Truth(os.path.join(out, "truth"))
     start_dt = datetime(start.year, start.month, start.day)
     last = start + timedelta(days=days - 1)
     noise = random.Random(seed)  # traps that do not belong to a person
-    crm_rows: list[dict] = []
+    crm = CrmFile(raw_root, last.isoformat())
     for index in range(people):
         p = make_person(seed, index)
         rng = random.Random(seed * 7_919 + index)
@@ -205,7 +250,7 @@ def generate(out: str, people: int, days: int, seed: int, start: date, progress=
         truth.summary["events"] += stats["events"]
         if p.crm_id:
             updated = f"{last.isoformat()}T23:00:00Z"
-            crm_rows.append(
+            crm.write(
                 {
                     "customer_id": p.crm_id,
                     "email": messy_email(rng, p.email),
@@ -232,16 +277,16 @@ def generate(out: str, people: int, days: int, seed: int, start: date, progress=
             )
     _write_bots(files, noise, start, days, truth)
     files.close()
-    _write_crm(raw_root, last.isoformat(), crm_rows, noise, truth)
+    crm.close(truth)
     truth.summary.update(people=people, days=days, seed=seed, start=0)
     truth.summary["start"] = start.isoformat()
-    truth.write(os.path.join(out, "truth"))
+    truth.close()
     return dict(truth.summary)
 
 
 def _write_bots(files: RawFiles, rng: random.Random, start: date, days: int, truth: Truth):
     """Crawlers announced in the user agent, and one quiet scraper given away by its volume."""
-    n = max(2, len(truth.people) // 300)
+    n = max(2, truth.people // 300)
     for b in range(n + 1):
         stealth = b == n
         cookie = f"bot-{b:04d}-{rng.getrandbits(32):08x}"

@@ -17,13 +17,10 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.generate.catalogue import CATEGORIES
-
 COUNT_FEATURES = [
     "events",
     "sessions",
     "product_views",
-    "add_to_carts",
     "email_engagements",
     "devices",
     "cookies",
@@ -34,16 +31,30 @@ class SeedTooSmallError(ValueError):
     pass
 
 
+def top_categories(profiles: DataFrame, limit: int = 50) -> list[str]:
+    """The categories people browse most (a short list of names, not data, comes back)."""
+    rows = (
+        profiles.select(F.explode(F.map_keys("category_views")).alias("category"))
+        .groupBy("category")
+        .count()
+        .orderBy(F.desc("count"), "category")
+        .limit(limit)
+        .collect()
+    )
+    return sorted(r["category"] for r in rows)
+
+
 def features(profiles: DataFrame, categories: list[str] | None = None) -> DataFrame:
     """Profile -> numeric feature columns: category affinity shares, log counts, channel mix,
-    recency. Purchases and revenue are left out on purpose: seeds are usually defined by them."""
-    cats = categories or list(CATEGORIES)
+    recency. Purchases, carts and revenue are left out on purpose: seeds are usually defined by
+    them, and a model that sees them only learns the seed rule back (label leakage)."""
+    cats = categories or top_categories(profiles)
     c = F.col
-    total_aff = F.aggregate(F.map_values("category_affinity"), F.lit(0.0), lambda a, x: a + x)
+    total_aff = F.aggregate(F.map_values("category_views"), F.lit(0.0), lambda a, x: a + x)
     cols = [
-        F.coalesce(
-            c("category_affinity")[k] / F.greatest(total_aff, F.lit(1e-9)), F.lit(0.0)
-        ).alias(f"aff_{k}")
+        F.coalesce(c("category_views")[k] / F.greatest(total_aff, F.lit(1e-9)), F.lit(0.0)).alias(
+            f"aff_{k}"
+        )
         for k in cats
     ]
     cols += [

@@ -52,20 +52,33 @@ def behaviour(events: DataFrame, run_date: str) -> DataFrame:
 
 def category_affinity(events: DataFrame, run_date: str) -> DataFrame:
     """Time-decayed category interest: each view/cart/purchase weighs 1/2/4, halved every
-    ``AFFINITY_HALF_LIFE_DAYS``. Returns (person_id, category_affinity map, top_category)."""
+    ``AFFINITY_HALF_LIFE_DAYS``. Returns (person_id, category_affinity map, category_views map
+    (decayed product views only: browsing interest without buying), top_category)."""
     c = F.col
     age = F.datediff(F.lit(run_date).cast("date"), c("event_date"))
-    weight = F.when(c("event_type") == "purchase", 4.0).when(
-        c("event_type") == "add_to_cart", 2.0
-    ).otherwise(1.0) * F.pow(F.lit(0.5), age / F.lit(AFFINITY_HALF_LIFE_DAYS))
+    decay = F.pow(F.lit(0.5), age / F.lit(AFFINITY_HALF_LIFE_DAYS))
+    weight = (
+        F.when(c("event_type") == "purchase", 4.0)
+        .when(c("event_type") == "add_to_cart", 2.0)
+        .otherwise(1.0)
+        * decay
+    )
     per_cat = (
         events.where(c("category").isNotNull())
         .groupBy("person_id", "category")
-        .agg(F.sum(weight).alias("score"))
+        .agg(
+            F.sum(weight).alias("score"),
+            F.coalesce(F.sum(F.when(c("event_type") == "product_view", decay)), F.lit(0.0)).alias(
+                "view_score"
+            ),
+        )
     )
     return per_cat.groupBy("person_id").agg(
         F.map_from_entries(F.collect_list(F.struct("category", F.round("score", 4)))).alias(
             "category_affinity"
+        ),
+        F.map_from_entries(F.collect_list(F.struct("category", F.round("view_score", 4)))).alias(
+            "category_views"
         ),
         F.max_by("category", "score").alias("top_category"),
     )
