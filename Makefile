@@ -2,15 +2,18 @@
 PY := .venv/bin/python
 export PYSPARK_PYTHON := $(CURDIR)/.venv/bin/python
 
-.PHONY: setup demo test lint format clean
+.PHONY: setup s3-server demo test lint format clean
 
 setup:
 	@bash infra/scripts/setup.sh
 
+s3-server:
+	@bash infra/scripts/s3-server.sh install
+
 demo: setup
 	.venv/bin/dmp demo
 
-test: setup
+test: setup s3-server
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	$(PY) -m pytest -q

@@ -58,6 +58,8 @@ class IngestSettings(_Strict):
     )
     default_country: str = Field("US", pattern=r"^[A-Z]{2}$")
     max_events_per_cookie_per_day: int = Field(2000, ge=1)
+    max_line_chars: int = Field(65_536, ge=100)
+    max_files_per_batch: int = Field(1000, ge=1)
 
 
 class IdentitySettings(_Strict):

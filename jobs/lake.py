@@ -12,6 +12,7 @@ from jobs.config import Settings
 TABLES: dict[str, list[str]] = {
     "bronze.events": ["dt"],
     "bronze.crm": ["dt"],
+    "bronze.files": [],
     "silver.events": ["event_date"],
     "silver.crm": [],
     "silver.quarantine": ["dt"],

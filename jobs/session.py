@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import sys
 
 from pyspark.sql import SparkSession
 
@@ -61,10 +62,17 @@ def spark_conf(settings: Settings) -> dict[str, str]:
 
 
 def get_spark(settings: Settings, app_name: str | None = None) -> SparkSession:
+    # Python workers must run the project's interpreter (pyarrow, the jobs package)
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name or settings.spark.app_name)
     # Under spark-submit the master is already in the launcher's conf; do not override it.
     if "PYSPARK_GATEWAY_PORT" not in os.environ and "SPARK_SUBMIT_MASTER" not in os.environ:
         builder = builder.master(settings.spark.master)
+        if settings.spark.master.startswith("local"):
+            # a local session talks to itself over loopback, whatever the host's network is
+            builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
+                "spark.driver.host", "127.0.0.1"
+            )
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

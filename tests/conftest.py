@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,21 @@ import pytest
 logging.getLogger("py4j").setLevel(logging.WARNING)
 
 TEST_CONF = Path(__file__).parent / "conf" / "dmp-test.yaml"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# The S3 server's port and keys are fixed before any JVM starts: s3a reads its credentials from
+# the environment of the JVM, which is the environment of this process at session start.
+S3_PORT = _free_port()
+os.environ["AWS_ACCESS_KEY_ID"] = "dmp-test-access"
+os.environ["AWS_SECRET_ACCESS_KEY"] = "dmp-test-secret-key"
+os.environ["AWS_REGION"] = "us-east-1"
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +45,7 @@ def settings(workdir):
         "DMP_STORAGE__RAW_ROOT": str(workdir / "landing" / "raw"),
         "DMP_STORAGE__AUDIENCE_ROOT": str(workdir / "audiences"),
         "DMP_STORAGE__REPORTS_ROOT": str(workdir / "reports"),
+        "DMP_S3__ENDPOINT": f"http://127.0.0.1:{S3_PORT}",
     }
     return load_settings(TEST_CONF, environ=env)
 
@@ -38,3 +57,22 @@ def spark(settings):
     session = get_spark(settings, app_name="dmp-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """A real MinIO on 127.0.0.1 (built by `make s3-server`), started for this test session and
+    stopped by its own pid at the end."""
+    script = ROOT / "infra" / "scripts" / "s3-server.sh"
+    folder = tmp_path_factory.mktemp("s3")
+    subprocess.run(["bash", str(script), "install"], check=True)
+    subprocess.run(["bash", str(script), "start", str(folder), str(S3_PORT)], check=True)
+    yield f"http://127.0.0.1:{S3_PORT}"
+    subprocess.run(["bash", str(script), "stop", str(folder)], check=False)
+
+
+@pytest.fixture(scope="session")
+def s3(s3_server):
+    import boto3
+
+    return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")

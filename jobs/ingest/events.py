@@ -61,6 +61,7 @@ HASH_COLUMNS = [
     "phone_sha256",
     "phone_digits_sha256",
 ]
+EARLIEST_EVENT = "2000-01-01"  # anything older is a broken clock, not a late event
 EMAIL_LIKE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 PHONE_LIKE = r"\+?[0-9][0-9 ()\-]{7,}[0-9]"
 
@@ -70,22 +71,43 @@ def mask_pii(text: Column) -> Column:
     return F.regexp_replace(F.regexp_replace(text, EMAIL_LIKE, "<email>"), PHONE_LIKE, "<phone>")
 
 
-def to_bronze(lines: DataFrame, default_country: str) -> DataFrame:
-    """(value, source_file) lines -> bronze: every field as delivered, PII hashed, and the
-    masked raw line kept only where the line was not valid JSON."""
-    parsed = lines.withColumn("j", F.from_json("value", RAW_SCHEMA, {"mode": "PERMISSIVE"}))
+def to_bronze(lines: DataFrame, default_country: str, max_line_chars: int = 65_536) -> DataFrame:
+    """(value, source_file) lines -> bronze: every field as delivered, PII hashed, fields the
+    schema does not know kept in ``extra_fields`` (PII-shaped values masked), and the masked
+    raw line kept only where the line could not be parsed."""
+    valid_utf8 = F.expr("is_valid_utf8(value)")
+    too_long = F.length("value") > max_line_chars
+    line_error = F.when(~valid_utf8, F.lit("invalid_utf8")).when(too_long, F.lit("line_too_long"))
+    text = F.when(valid_utf8, F.col("value")).otherwise(F.expr("make_valid_utf8(value)"))
+    parsed = lines.select(
+        "source_file",
+        line_error.alias("line_error"),
+        F.when(line_error.isNull(), text).alias("value"),
+        F.when(line_error.isNotNull(), F.substring(text, 1, 2000)).alias("bad_text"),
+    )
+    parsed = parsed.withColumn("j", F.from_json("value", RAW_SCHEMA, {"mode": "PERMISSIVE"}))
     is_json = F.col("j").isNotNull() & F.expr("try_parse_json(value) IS NOT NULL")
     fields = [F.col(f"j.{f}").alias(f) for f in RAW_FIELDS if f not in ("email", "phone")]
     hashes = {
         **email_hashes(F.col("j.email")),
         **phone_hashes(F.col("j.phone"), F.col("j.country"), default_country),
     }
+    known = F.array(*[F.lit(f) for f in RAW_FIELDS])
+    extra = F.map_filter(
+        F.from_json("value", "map<string,string>"), lambda k, v: ~F.array_contains(known, k)
+    )
+    extra = F.transform_values(extra, lambda k, v: mask_pii(v))
     return parsed.select(
         *fields,
         *[c.alias(n) for n, c in hashes.items()],
         F.col("j.email").isNotNull().alias("had_email"),
         F.col("j.phone").isNotNull().alias("had_phone"),
-        F.when(~is_json, mask_pii(F.col("value"))).alias("unparsed_line"),
+        F.when(F.size(extra) > 0, extra).alias("extra_fields"),
+        "line_error",
+        F.when(
+            ~is_json | F.col("line_error").isNotNull(),
+            mask_pii(F.coalesce(F.col("bad_text"), F.col("value"))),
+        ).alias("unparsed_line"),
         "source_file",
         F.regexp_extract("source_file", r"dt=(\d{4}-\d{2}-\d{2})", 1).alias("dt"),
         F.current_timestamp().alias("ingested_at"),
@@ -103,9 +125,15 @@ def quarantine_reason(b: DataFrame) -> Column:
     """The first reason a bronze row cannot become a silver row, or null if it can."""
     c = F.col
     return (
-        F.when(c("unparsed_line").isNotNull(), F.lit("unparseable_json"))
+        F.when(c("line_error").isNotNull(), c("line_error"))
+        .when(c("unparsed_line").isNotNull(), F.lit("unparseable_json"))
         .when(c("event_id").isNull() | (F.trim(c("event_id")) == ""), F.lit("missing_event_id"))
         .when(_parse_ts(c("event_ts")).isNull(), F.lit("invalid_event_ts"))
+        .when(
+            (_parse_ts(c("event_ts")) < F.lit(EARLIEST_EVENT).cast("timestamp"))
+            | (_parse_ts(c("event_ts")) > F.current_timestamp() + F.expr("INTERVAL 1 DAY")),
+            F.lit("implausible_event_ts"),
+        )
         .when(~c("event_type").isin(EVENT_TYPES), F.lit("unknown_event_type"))
         .when(
             c("price").isNotNull() & c("price").try_cast("double").isNull(), F.lit("invalid_price")
@@ -127,13 +155,14 @@ def quarantine_reason(b: DataFrame) -> Column:
 
 def bot_reason(b: DataFrame, ua_patterns: list[str], max_per_day: int) -> Column:
     """Bots: a known crawler user agent, or a cookie far busier than any person (per day)."""
-    ua_re = "(?i)(" + "|".join(ua_patterns) + ")"
     per_cookie_day = F.count(F.lit(1)).over(
         Window.partitionBy("anonymous_id", F.to_date(_parse_ts(F.col("event_ts"))))
     )
-    return F.when(
-        F.coalesce(F.col("user_agent"), F.lit("")).rlike(ua_re), F.lit("bot_user_agent")
-    ).when(F.col("anonymous_id").isNotNull() & (per_cookie_day > max_per_day), F.lit("bot_volume"))
+    ua = F.coalesce(F.col("user_agent"), F.lit(""))
+    ua_bot = ua.rlike("(?i)(" + "|".join(ua_patterns) + ")") if ua_patterns else F.lit(False)
+    return F.when(ua_bot, F.lit("bot_user_agent")).when(
+        F.col("anonymous_id").isNotNull() & (per_cookie_day > max_per_day), F.lit("bot_volume")
+    )
 
 
 def split_bronze(

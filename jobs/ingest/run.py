@@ -10,6 +10,7 @@ from pyspark.sql import functions as F
 
 from jobs.ingest.crm import CRM_SCHEMA, crm_to_bronze, split_crm
 from jobs.ingest.events import split_bronze, to_bronze
+from jobs.ingest.files import check_files
 from jobs.lake import Lake
 from jobs.report import JobReport, say
 
@@ -51,30 +52,81 @@ def _run_stream(lake: Lake, stream: DataFrame, name: str, handle) -> None:
     query.awaitTermination()
 
 
+def _uri(col: str):
+    """file:/x and file:///x are the same file; make the two listings agree."""
+    return F.regexp_replace(F.col(col), "^file:/+", "file:///")
+
+
+def _file_rows(files: DataFrame, lines: DataFrame, source: str, batch_id: int) -> DataFrame:
+    """The per-file ledger: size, lines zlib counted, lines Spark read, and any file error."""
+    read = lines.groupBy("source_file").agg(F.count("*").alias("lines_read"))
+    return (
+        files.withColumn("source_file", _uri("source_file"))
+        .join(read, "source_file", "left")
+        .select(
+            "source_file",
+            F.lit(source).alias("source"),
+            F.lit(batch_id).cast("long").alias("batch_id"),
+            "bytes",
+            "newlines",
+            F.coalesce("lines_read", F.lit(0)).alias("lines_read"),
+            "file_error",
+            F.current_timestamp().alias("ingested_at"),
+        )
+    )
+
+
 def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
     s = lake.settings.ingest
+    spark = lake.spark
     glob = _raw_glob(lake, source, "*.ndjson.gz")
     if not _has_files(lake, glob):
         say(f"[ingest] {source}: no raw files under {glob}")
         return
     stream = (
-        lake.spark.readStream.format("text")
+        spark.readStream.format("binaryFile")
+        .schema("path string, modificationTime timestamp, length long, content binary")
+        .option("maxFilesPerTrigger", s.max_files_per_batch)
         .load(glob)
-        .select("value", F.col("_metadata.file_path").alias("source_file"))
     )
 
     def handle(batch: DataFrame, batch_id: int) -> None:
-        bronze = (
-            to_bronze(batch, s.default_country)
-            .withColumn("source", F.coalesce("source", F.lit(source)))
-            .persist()
+        files = check_files(batch).persist()
+        listed = files.where(~F.coalesce(F.col("file_error"), F.lit("")).startswith("corrupt"))
+        paths = [r[0] for r in listed.select("source_file").collect()]  # names, not data
+        if paths:
+            lines = (
+                spark.read.option("ignoreCorruptFiles", "true")  # salvage a truncated file's head
+                .text(paths)
+                .select("value", _uri("_metadata.file_path").alias("source_file"))
+            )
+        else:
+            lines = spark.createDataFrame([], "value string, source_file string")
+        bronze = to_bronze(lines, s.default_country, s.max_line_chars).withColumn(
+            "source", F.coalesce("source", F.lit(source))
         )
+        bronze = bronze.persist()
         lake.append(bronze, "bronze.events", txn=(f"bronze-{source}", batch_id))
-        n_bronze = lake.last_write_rows("bronze.events")
+        ledger = _file_rows(files, bronze, source, batch_id).persist()
+        lake.append(ledger, "bronze.files", txn=(f"files-{source}", batch_id))
         silver, quarantine = split_bronze(
             bronze, s.bot_user_agent_patterns, s.max_events_per_cookie_per_day
         )
-        quarantine = quarantine.persist()
+        bad_files = ledger.where(F.col("file_error").isNotNull()).select(
+            F.regexp_extract("file_error", r"^(\w+)", 1).alias("reason"),
+            F.lit(None).cast("string").alias("event_id"),
+            F.lit(source).alias("source"),
+            "source_file",
+            F.regexp_extract("source_file", r"dt=(\d{4}-\d{2}-\d{2})", 1).alias("dt"),
+            F.concat(
+                "file_error",
+                F.lit(": "),
+                F.col("lines_read").cast("string"),
+                F.lit(" complete lines salvaged"),
+            ).alias("detail"),
+            "ingested_at",
+        )
+        quarantine = quarantine.unionByName(bad_files).persist()
         lake.append(quarantine, "silver.quarantine", txn=(f"quarantine-{source}", batch_id))
         by_reason = {
             r["reason"]: r["n"]
@@ -83,21 +135,51 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
         inserted = _merge_insert_new(
             lake, silver, "silver.events", "t.event_id = s.event_id AND t.event_date = s.event_date"
         )
-        n_quarantined = sum(by_reason.values())
-        _add(report.read, f"{source}_lines", n_bronze)
+        tally = ledger.agg(
+            F.count("*").alias("files"),
+            F.sum("lines_read").alias("lines"),
+            F.sum(
+                F.when(F.col("file_error").isNull(), F.col("newlines") - F.col("lines_read"))
+            ).alias("unread"),
+            F.sum(F.col("file_error").isNotNull().cast("int")).alias("bad_files"),
+        ).first()
+        n_lines = tally["lines"] or 0
+        if tally["unread"]:
+            raise IngestConsistencyError(
+                f"{source} batch {batch_id}: {tally['unread']} lines counted in intact files "
+                "were not read: refusing to publish a partial batch"
+            )
+        n_bad_files = tally["bad_files"] or 0
+        n_quarantined = sum(by_reason.values()) - n_bad_files
+        duplicates = n_lines - n_quarantined - inserted
+        _add(report.read, f"{source}_files", tally["files"])
+        _add(report.read, f"{source}_lines", n_lines)
         _add(report.written, "silver.events", inserted)
-        _add(report.written, "silver.quarantine", n_quarantined)
+        _add(report.written, "silver.quarantine", sum(by_reason.values()))
         for reason, n in by_reason.items():
             _add(report.dropped, reason, n)
-        _add(report.dropped, "duplicate_event", n_bronze - n_quarantined - inserted)
+        _add(report.dropped, "duplicate_event", duplicates)
+        for row in (
+            bronze.where(F.col("extra_fields").isNotNull())
+            .select(F.explode(F.map_keys("extra_fields")).alias("f"))
+            .groupBy("f")
+            .count()
+            .collect()
+        ):
+            report.facts[f"new field in {source} events: {row['f']}"] = row["count"]
         say(
-            f"[ingest] {source} batch {batch_id}: {n_bronze:,} lines -> {inserted:,} new events, "
-            f"{n_quarantined:,} quarantined"
+            f"[ingest] {source} batch {batch_id}: {tally['files']} files, {n_lines:,} lines = "
+            f"{inserted:,} new + {n_quarantined:,} quarantined + {duplicates:,} duplicates"
+            + (f"; {n_bad_files} damaged files quarantined" if n_bad_files else "")
         )
-        bronze.unpersist()
-        quarantine.unpersist()
+        for df in (files, bronze, ledger, quarantine):
+            df.unpersist()
 
     _run_stream(lake, stream, source, handle)
+
+
+class IngestConsistencyError(RuntimeError):
+    pass
 
 
 def ingest_crm(lake: Lake, report: JobReport) -> None:

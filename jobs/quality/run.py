@@ -53,18 +53,20 @@ def run_checkpoint(context, name: str, df, expectations: list) -> dict:
         )
     )
     result = checkpoint.run(batch_parameters={"dataframe": df})
-    failed = []
+    failed, warnings = [], []
     evaluated = 0
     for vr in result.run_results.values():
         for r in vr.results:
             evaluated += 1
             if not r.success:
                 cfg = r.expectation_config
-                failed.append(
-                    f"{cfg.type}({cfg.kwargs.get('column')}): "
-                    f"{r.result.get('unexpected_count', '?')} unexpected"
+                text = (
+                    f"{cfg.type}({cfg.kwargs.get('column') or 'table'}): "
+                    f"{r.result.get('unexpected_count', r.result.get('observed_value', '?'))}"
                 )
-    return {"success": bool(result.success), "evaluated": evaluated, "failed": failed}
+                is_warning = str(getattr(cfg, "severity", "critical")).lower().endswith("warning")
+                (warnings if is_warning else failed).append(text)
+    return {"success": not failed, "evaluated": evaluated, "failed": failed, "warnings": warnings}
 
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
@@ -72,7 +74,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     checks = {
         "silver_events": (
             lake.read("silver.events").where(F.col("event_date") == F.lit(run_date).cast("date")),
-            silver_events_expectations(),
+            silver_events_expectations(run_date),
         ),
     }
     if lake.exists("silver.crm"):
@@ -81,15 +83,28 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     for name, (df, expectations) in checks.items():
         with report.step(f"checkpoint {name}"):
             res = run_checkpoint(context, name, df, expectations)
-        rows.append((run_date, name, res["success"], res["evaluated"], json.dumps(res["failed"])))
-        report.facts[f"{name}"] = (
-            f"{res['evaluated'] - len(res['failed'])}/{res['evaluated']} expectations met"
+        rows.append(
+            (
+                run_date,
+                name,
+                res["success"],
+                res["evaluated"],
+                json.dumps(res["failed"]),
+                json.dumps(res["warnings"]),
+            )
         )
+        met = res["evaluated"] - len(res["failed"]) - len(res["warnings"])
+        report.facts[f"{name}"] = (
+            f"{met}/{res['evaluated']} expectations met, {len(res['failed'])} critical failures, "
+            f"{len(res['warnings'])} warnings"
+        )
+        for w in res["warnings"]:
+            say(f"[quality] {name} warning: {w}")
     lake.replace_partition(
         lake.spark.createDataFrame(
             rows,
             "run_date string, checkpoint string, success boolean, expectations int, "
-            "failures string",
+            "failures string, warnings string",
         ),
         "quality.results",
         "run_date",

@@ -1,34 +1,56 @@
-"""The expectations each layer must meet (Great Expectations 1.x expectation objects)."""
+"""The expectations each silver table must meet (Great Expectations 1.x expectation objects).
+
+Critical expectations stop the pipeline; ``severity="warning"`` ones are reported only."""
 
 from __future__ import annotations
+
+from datetime import date, timedelta
 
 import great_expectations as gx
 
 from jobs.ingest.events import EVENT_TYPES
 from jobs.ingest.normalise import SHA256_HEX
 
+HASHED = [
+    "email_sha256",
+    "email_google_sha256",
+    "email_uid2_sha256",
+    "phone_sha256",
+    "phone_digits_sha256",
+]
 
-def silver_events_expectations() -> list:
+
+def silver_events_expectations(run_date: str) -> list:
     ex = gx.expectations
+    day = date.fromisoformat(run_date)
     out = [
+        # freshness: the run date has data at all
+        ex.ExpectTableRowCountToBeBetween(min_value=1),
         ex.ExpectColumnValuesToNotBeNull(column="event_id"),
         ex.ExpectColumnValuesToBeUnique(column="event_id"),
         ex.ExpectColumnValuesToNotBeNull(column="event_ts"),
-        ex.ExpectColumnValuesToNotBeNull(column="event_date"),
+        # timestamp sanity: the partition holds that day's events only
+        ex.ExpectColumnValuesToBeBetween(
+            column="event_date", min_value=day.isoformat(), max_value=day.isoformat()
+        ),
         ex.ExpectColumnValuesToBeInSet(column="event_type", value_set=EVENT_TYPES),
         ex.ExpectColumnValuesToBeInSet(column="source", value_set=["web", "app", "email"]),
         ex.ExpectColumnValuesToBeBetween(column="price", min_value=0, max_value=100_000),
         ex.ExpectColumnValuesToBeBetween(column="revenue", min_value=0, max_value=1_000_000),
+        # warnings: unusual but not wrong
+        ex.ExpectColumnValuesToNotBeNull(column="session_id", mostly=0.95, severity="warning"),
+        ex.ExpectColumnValuesToBeInSet(
+            column="currency", value_set=["USD", "EUR", "GBP"], severity="warning"
+        ),
+        ex.ExpectColumnMaxToBeBetween(
+            column="event_date",
+            min_value=(day - timedelta(days=1)).isoformat(),
+            max_value=day.isoformat(),
+            severity="warning",
+        ),
     ]
     # hashed identifiers must look like hashes: a raw email here would be a privacy breach
-    for col in [
-        "email_sha256",
-        "email_google_sha256",
-        "email_uid2_sha256",
-        "phone_sha256",
-        "phone_digits_sha256",
-    ]:
-        out.append(ex.ExpectColumnValuesToMatchRegex(column=col, regex=SHA256_HEX))
+    out += [ex.ExpectColumnValuesToMatchRegex(column=c, regex=SHA256_HEX) for c in HASHED]
     return out
 
 
@@ -39,4 +61,5 @@ def silver_crm_expectations() -> list:
         ex.ExpectColumnValuesToBeUnique(column="customer_id"),
         ex.ExpectColumnValuesToMatchRegex(column="email_sha256", regex=SHA256_HEX),
         ex.ExpectColumnValuesToMatchRegex(column="phone_sha256", regex=SHA256_HEX),
+        ex.ExpectColumnValuesToBeInSet(column="opt_out", value_set=[True, False]),
     ]
