@@ -73,6 +73,11 @@ class IdentitySettings(_Strict):
     max_anchor_links: int = Field(1, ge=1)
     max_degree: int = Field(500, ge=2)
     max_iterations: int = Field(40, ge=1)
+    # at most this many identifiers of a type in one person; more splits at the weakest link
+    max_per_person: dict[str, int] = Field(default_factory=lambda: {"user": 1})
+    split_rounds: int = Field(5, ge=0)
+    max_cluster_size: int = Field(200, ge=2)  # larger clusters are quarantined, never exported
+    guards_enabled: bool = True  # off only to see what the guards prevent
 
 
 class LookalikeSettings(_Strict):

@@ -3,6 +3,7 @@
 import random
 
 import networkx as nx
+import pytest
 
 from jobs.identity import connected_components
 
@@ -12,20 +13,24 @@ def _check(spark, edges, isolated=()):
     df = spark.createDataFrame(rows, "src string, dst string")
     got = {r["node"]: r["component"] for r in connected_components(df).collect()}
     g = nx.Graph()
-    g.add_edges_from(edges)
     g.add_nodes_from(isolated)
+    g.add_edges_from((a, b) for a, b in edges if a != b)
+    g.add_nodes_from(a for a, b in edges)
     expected = {n: min(c) for c in nx.connected_components(g) for n in c}
     assert got == expected
 
 
-def test_long_chain_and_star(spark):
+def test_long_chain_star_isolated_self_loops_and_duplicates(spark):
     chain = [(f"n{i:03d}", f"n{i + 1:03d}") for i in range(60)]
     star = [("hub", f"s{i}") for i in range(20)]
-    _check(spark, chain + star, isolated=["lonely"])
+    loops = [("self", "self"), ("n010", "n010")]
+    dups = [("n001", "n000"), ("n000", "n001"), ("hub", "s3")]
+    _check(spark, chain[::-1] + star + loops + dups, isolated=["lonely"])
 
 
-def test_random_graph_matches_networkx(spark):
-    rng = random.Random(3)
-    nodes = [f"v{i}" for i in range(300)]
-    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(220)]
-    _check(spark, [e for e in edges if e[0] != e[1]], isolated=["z1", "z2"])
+@pytest.mark.parametrize("seed,n_nodes,n_edges", [(3, 300, 220), (4, 200, 400), (5, 500, 150)])
+def test_random_graphs_match_networkx(spark, seed, n_nodes, n_edges):
+    rng = random.Random(seed)
+    nodes = [f"v{i}" for i in range(n_nodes)]
+    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(n_edges)]
+    _check(spark, edges, isolated=["z1", "z2"])

@@ -37,6 +37,7 @@ def world(settings, spark, workdir):
     with open(truth / "identifiers.csv") as fh:
         idents = [r for r in csv.DictReader(fh) if (r["id_type"], r["value"]) not in shared]
     return {
+        "truth_dir": truth,
         "lake": lake,
         "summary": summary,
         "reports": reports,
@@ -204,3 +205,95 @@ def test_rerun_is_idempotent(world):
     run_pipeline(lake, RUN_DATE)
     after = {t: lake.read(t).count() for t in before}
     assert after == before
+
+
+def _truth_df(world):
+    spark = world["lake"].spark
+    rows = [(r["person_key"], r["id_type"], r["value"]) for r in world["idents"]]
+    return spark.createDataFrame(rows, "person_key string, id_type string, value string")
+
+
+def test_pairwise_f1_with_guards_and_the_giant_cluster_without(world):
+    from jobs.identity.evaluate import pairwise_scores
+    from jobs.identity.graph import build_edges, find_hubs
+    from jobs.identity.resolve import build_person_map
+
+    lake = world["lake"]
+    truth = _truth_df(world)
+    guarded = pairwise_scores(lake.read("identity.person_map"), truth)
+    assert guarded["f1"] >= 0.95, guarded
+    # the same silver data with every guard off: shared devices and test emails glue people
+    events = lake.read("silver.events")
+    edges = build_edges(events, lake.read("silver.crm"), [], []).cache()
+    no_hubs = find_hubs(edges, ["user"], 1, 10**9).where("false")
+    pm, _, _ = build_person_map(edges, no_hubs, {}, None, None, RUN_DATE)
+    pm = pm.cache()
+    unguarded = pairwise_scores(pm, truth)
+    largest_off = pm.groupBy("person_id").count().agg({"count": "max"}).first()[0]
+    largest_on = lake.read("identity.report").first()["largest_cluster"]
+    assert largest_off > 3 * largest_on
+    assert unguarded["precision"] < guarded["precision"] - 0.1, (unguarded, guarded)
+
+
+def test_stable_ids_rerun_merge_and_split(world):
+    """Rerun of a day: identical ids. Next day with new data: untouched persons keep their ids,
+    a merge and a split show up in the lineage."""
+    from jobs.pipeline import run_job
+
+    lake = world["lake"]
+    before = {r["node"]: r["person_id"] for r in lake.read("identity.person_map").collect()}
+    run_job(lake, "identity", RUN_DATE)
+    again = {r["node"]: r["person_id"] for r in lake.read("identity.person_map").collect()}
+    assert again == before
+
+    pm = lake.read("identity.person_map")
+    # an anonymous one-cookie person, and a known person with an email
+    lone = pm.where("cluster_size = 1 AND id_type = 'cookie' AND NOT is_hub").orderBy("node")
+    lone = lone.first()
+    known = pm.where("id_type = 'email' AND NOT is_hub AND cluster_size > 2").orderBy("node")
+    known = known.first()
+    # a known person's own app device, and another person's login
+    dev = pm.where("id_type = 'device' AND NOT is_hub AND cluster_size > 2").orderBy("node")
+    dev = dev.first()
+    other_user = (
+        pm.where(
+            f"id_type = 'user' AND person_id NOT IN ('{dev['person_id']}', '{known['person_id']}')"
+        )
+        .orderBy("node")
+        .first()
+    )
+    template = lake.read("silver.events").limit(1)
+    next_day = "2026-11-11"
+    from pyspark.sql import functions as F
+
+    def event(eid, **cols):
+        df = (
+            template.withColumn("event_id", F.lit(eid))
+            .withColumn("event_date", F.lit(next_day).cast("date"))
+            .withColumn("event_ts", F.lit(next_day + " 12:00:00").cast("timestamp"))
+        )
+        for c in ("anonymous_id", "device_id", "user_id", "email_sha256", "phone_sha256"):
+            df = df.withColumn(c, F.lit(cols.get(c)).cast("string"))
+        return df
+
+    new = event("merge-1", anonymous_id=lone["id_value"], email_sha256=known["id_value"])
+    new = new.unionByName(
+        event("split-1", device_id=dev["id_value"], user_id=other_user["id_value"])
+    )
+    lake.append(new, "silver.events")
+    run_job(lake, "identity", next_day)
+    after = {r["node"]: r["person_id"] for r in lake.read("identity.person_map").collect()}
+    lineage = {
+        (r["old_person_id"], r["reason"])
+        for r in lake.read("identity.lineage").where(F.col("run_date") == next_day).collect()
+    }
+    touched = {lone["person_id"], known["person_id"], dev["person_id"], other_user["person_id"]}
+    untouched = [n for n, p in before.items() if p not in touched]
+    assert all(after[n] == before[n] for n in untouched)
+    assert after[lone["node"]] == after[known["node"]]  # merged
+    assert (max(lone["person_id"], known["person_id"]), "merge") in lineage or (
+        min(lone["person_id"], known["person_id"]),
+        "merge",
+    ) in lineage
+    assert after[dev["node"]] != before[dev["node"]]  # the device became a hub: split off
+    assert (dev["person_id"], "split") in lineage

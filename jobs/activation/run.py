@@ -16,8 +16,10 @@ from jobs.report import JobReport, say
 
 def consented(members, profiles):
     """The one place consent is enforced for activation: only persons whose latest advertising
-    statement is a yes."""
-    ok = profiles.where(F.col("ad_consent") == F.lit(True)).select("person_id")
+    statement is a yes, and never a cluster the identity guards quarantined as too large."""
+    ok = profiles.where(
+        (F.col("ad_consent") == F.lit(True)) & ~F.coalesce("identity_quarantined", F.lit(False))
+    ).select("person_id")
     return members.join(ok, "person_id", "left_semi")
 
 

@@ -35,17 +35,25 @@ def _records(df: DataFrame, identifiers: dict[str, str], ts: str) -> DataFrame:
     return df.select(*cols, F.col(ts).alias("ts"))
 
 
+def block_reason(col, blocked: list[str], patterns: list[str]):
+    """Why an identifier node may not link anything (null when it may)."""
+    value = F.substring_index(col, ":", -1)
+    reason = F.lit(None).cast("string")
+    if patterns:
+        reason = F.when(value.rlike("(?i)(" + "|".join(patterns) + ")"), "blocked_pattern")
+    if blocked:
+        reason = F.when(col.isin(blocked), F.lit("blocked_value")).otherwise(reason)
+    return reason
+
+
 def record_edges(records: DataFrame, blocked: list[str], patterns: list[str]) -> DataFrame:
     """Every pair of identifiers in one record is an edge (records carry at most a handful)."""
     types = [c for c in records.columns if c != "ts"]
     cleaned = records
-    pattern = "(?i)(" + "|".join(p for p in patterns) + ")" if patterns else None
     for t in types:
-        value = F.substring_index(F.col(t), ":", -1)
-        bad = F.col(t).isin(blocked) if blocked else F.lit(False)
-        if pattern:
-            bad = bad | value.rlike(pattern)
-        cleaned = cleaned.withColumn(t, F.when(~bad, F.col(t)))
+        cleaned = cleaned.withColumn(
+            t, F.when(block_reason(F.col(t), blocked, patterns).isNull(), F.col(t))
+        )
     pairs = [
         F.struct(F.least(a, b).alias("src"), F.greatest(a, b).alias("dst"))
         for a, b in combinations([F.col(t) for t in types], 2)
@@ -54,6 +62,26 @@ def record_edges(records: DataFrame, blocked: list[str], patterns: list[str]) ->
     exploded = cleaned.select(F.explode(F.array(*pairs, *singles)).alias("e"), "ts")
     return exploded.where(F.col("e.src").isNotNull() & F.col("e.dst").isNotNull()).select(
         "e.src", "e.dst", "ts"
+    )
+
+
+def blocked_identifiers(
+    events: DataFrame, crm: DataFrame | None, blocked: list[str], patterns: list[str]
+) -> DataFrame:
+    """(node, reason) for every distinct identifier a block rule kept out of the graph."""
+    frames = [_records(events, EVENT_IDENTIFIERS, "event_ts")]
+    if crm is not None:
+        frames.append(_records(crm, CRM_IDENTIFIERS, "updated_at"))
+    nodes = None
+    for rec in frames:
+        cols = [c for c in rec.columns if c != "ts"]
+        n = rec.select(F.explode(F.array(*[F.col(c) for c in cols])).alias("node"))
+        nodes = n if nodes is None else nodes.unionByName(n)
+    return (
+        nodes.where(F.col("node").isNotNull())
+        .distinct()
+        .withColumn("reason", block_reason(F.col("node"), blocked, patterns))
+        .where(F.col("reason").isNotNull())
     )
 
 

@@ -5,41 +5,55 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.identity.components import connected_components
 from jobs.identity.graph import EVENT_IDENTIFIERS, node, node_type
+from jobs.identity.split import split_over_limits
+from jobs.identity.stable_ids import assign_ids
 
 
-def person_id(component):
-    return F.concat(F.lit("p-"), F.substring(F.sha2(component, 256), 1, 20))
-
-
-def build_person_map(edges: DataFrame, hubs: DataFrame, max_iterations: int) -> DataFrame:
-    """(node, id_type, id_value, component, person_id, is_hub, hub_reason).
+def build_person_map(
+    edges: DataFrame,
+    hubs: DataFrame,
+    limits: dict[str, int],
+    max_cluster_size: int | None,
+    previous: DataFrame | None,
+    run_date: str,
+    max_iterations: int = 40,
+    split_rounds: int = 5,
+) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """-> person_map(node, id_type, id_value, component, person_id, person_created, is_hub,
+    hub_reason, cluster_size, quarantined), lineage, cut edges.
     Hubs stay in the map as people of their own, so their events are not lost, but they link
-    nobody."""
+    nobody; clusters over ``max_cluster_size`` are kept but flagged ``quarantined``."""
     hub_nodes = hubs.select(F.col("node").alias("h"))
     links = (
         edges.where(F.col("src") != F.col("dst"))
         .join(hub_nodes, F.col("src") == F.col("h"), "left_anti")
         .join(hub_nodes, F.col("dst") == F.col("h"), "left_anti")
-        .select("src", "dst")
+        .select("src", "dst", "count", "last_seen")
     )
-    all_nodes = (
-        edges.select(F.col("src").alias("n"))
-        .unionByName(edges.select(F.col("dst").alias("n")))
+    nodes = (
+        edges.select(F.col("src").alias("node"))
+        .unionByName(edges.select(F.col("dst").alias("node")))
         .distinct()
     )
-    graph = links.unionByName(all_nodes.select(F.col("n").alias("src"), F.col("n").alias("dst")))
-    cc = connected_components(graph, max_iterations=max_iterations)
-    return cc.join(hubs, "node", "left").select(
+    cc, cuts = split_over_limits(links, nodes, limits, split_rounds, max_iterations)
+    sizes = cc.groupBy("component").agg(F.count("*").alias("cluster_size"))
+    cc = cc.join(sizes, "component")
+    assigned, lineage = assign_ids(cc, previous, run_date)
+    too_big = F.lit(False) if max_cluster_size is None else F.col("cluster_size") > max_cluster_size
+    person_map = assigned.join(hubs, "node", "left").select(
         "node",
         node_type("node").alias("id_type"),
         F.expr("substring(node, instr(node, ':') + 1)").alias("id_value"),
         "component",
-        person_id(F.col("component")).alias("person_id"),
+        "person_id",
+        "person_created",
         F.col("reason").isNotNull().alias("is_hub"),
         F.col("reason").alias("hub_reason"),
+        "cluster_size",
+        too_big.alias("quarantined"),
     )
+    return person_map, lineage, cuts
 
 
 def attribute_events(events: DataFrame, person_map: DataFrame, link_types: list[str]) -> DataFrame:

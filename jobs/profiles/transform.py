@@ -117,18 +117,13 @@ def crm_traits(person_map: DataFrame, crm: DataFrame) -> DataFrame:
 
 
 def identifier_counts(person_map: DataFrame) -> DataFrame:
-    return (
-        person_map.groupBy("person_id")
-        .pivot("id_type", ["cookie", "device", "user", "email", "phone", "crm"])
-        .count()
-        .na.fill(0)
-        .select(
-            "person_id",
-            *[
-                F.col(t).alias(f"n_{t}")
-                for t in ["cookie", "device", "user", "email", "phone", "crm"]
-            ],
-        )
+    types = ["cookie", "device", "user", "email", "phone", "crm"]
+    counts = person_map.groupBy("person_id").pivot("id_type", types).count().na.fill(0)
+    flags = person_map.groupBy("person_id").agg(
+        F.max(F.coalesce(F.col("quarantined"), F.lit(False))).alias("identity_quarantined")
+    )
+    return counts.select("person_id", *[F.col(t).alias(f"n_{t}") for t in types]).join(
+        flags, "person_id"
     )
 
 

@@ -1,0 +1,63 @@
+"""Per-type limits with priority: a cluster holding more identifiers of a limited type than
+allowed (e.g. two login ids) is split at its weakest links instead of being merged."""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame, Window
+from pyspark.sql import functions as F
+
+from jobs.identity.components import connected_components
+from jobs.identity.graph import node_type
+
+
+def _over_limit(cc: DataFrame, limits: dict[str, int]) -> DataFrame:
+    counts = (
+        cc.where(node_type("node").isin(list(limits)))
+        .groupBy("component", node_type("node").alias("t"))
+        .agg(F.count("*").alias("n"))
+    )
+    limit = F.create_map(*[F.lit(x) for kv in limits.items() for x in kv])
+    return counts.where(F.col("n") > limit[F.col("t")]).select("component").distinct()
+
+
+def split_over_limits(
+    links: DataFrame, nodes: DataFrame, limits: dict[str, int], max_rounds: int, max_iter: int
+) -> tuple[DataFrame, DataFrame]:
+    """links(src, dst, count, last_seen), nodes(node) -> (components(node, component),
+    cut edges(src, dst, count, last_seen)). Only offending clusters are recomputed: each round
+    drops their weakest links (fewest co-occurrences, then oldest) and re-runs components."""
+    graph = links.select("src", "dst").unionByName(
+        nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
+    )
+    cc = connected_components(graph, max_iterations=max_iter).cache()
+    empty_cuts = links.where(F.lit(False))
+    if not limits:
+        return cc, empty_cuts
+    cuts = empty_cuts
+    done = cc
+    for _ in range(max_rounds):
+        bad = _over_limit(done, limits).cache()
+        if bad.isEmpty():
+            break
+        bad_nodes = done.join(bad, "component")
+        sub_links = links.join(
+            bad_nodes.select(F.col("node").alias("src"), "component"), "src"
+        ).join(cuts.select("src", "dst"), ["src", "dst"], "left_anti")
+        w = Window.partitionBy("component")
+        weakest = (
+            sub_links.withColumn("min_count", F.min("count").over(w))
+            .where(F.col("count") == F.col("min_count"))
+            .withColumn("min_seen", F.min("last_seen").over(w))
+            .where(F.col("last_seen") == F.col("min_seen"))
+            .select("src", "dst", "count", "last_seen")
+        )
+        cuts = cuts.unionByName(weakest).localCheckpoint()
+        remaining = sub_links.select("src", "dst").join(
+            cuts.select("src", "dst"), ["src", "dst"], "left_anti"
+        )
+        sub_graph = remaining.unionByName(
+            bad_nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
+        )
+        resplit = connected_components(sub_graph, max_iterations=max_iter)
+        done = done.join(bad, "component", "left_anti").unionByName(resplit).localCheckpoint()
+    return done, cuts
