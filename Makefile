@@ -16,6 +16,7 @@ demo: setup
 test: setup s3-server
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/ruff check dags/ --select AIR3
 	$(PY) -m pytest -q
 
 lint: setup

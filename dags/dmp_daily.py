@@ -1,6 +1,13 @@
-"""Daily DMP pipeline: one spark-submit per job, in order, for the logical date.
+"""The DMP's Airflow 3 DAGs: one spark-submit per job, thin on purpose.
 
-Thin on purpose: no project, Spark or pandas import here; all logic lives in ``jobs/``.
+- ``dmp_daily``: ingest -> quality -> identity -> profiles -> segments -> lookalike -> export for
+  the logical date; ``catchup=True`` so a backfill replays past dates one by one.
+- ``dmp_segments_refresh``: re-evaluate segments and lookalikes for a date (e.g. after a
+  definition changed); it updates the ``segment_membership`` asset.
+- ``dmp_export``: scheduled on that asset; exports the latest segment run to the ad platforms.
+
+No project, Spark or pandas import here: all logic lives in ``jobs/`` and runs under
+spark-submit. The Spark master comes from the Airflow connection ``spark_default``.
 """
 
 from __future__ import annotations
@@ -10,39 +17,76 @@ import os
 from datetime import datetime, timedelta
 
 from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOperator
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-JOBS = ["ingest", "quality", "identity", "profiles", "segments", "lookalike", "export"]
+CLI = os.path.join(PROJECT, "jobs", "cli.py")
 JARS = ",".join(sorted(glob.glob(os.path.join(PROJECT, ".cache", "jars", "*.jar"))))
+DAILY_JOBS = ["ingest", "quality", "identity", "profiles", "segments", "lookalike", "export"]
+SEGMENT_MEMBERSHIP = Asset("dmp://lake/gold/segment_membership")
+AUDIENCES = Asset("dmp://audiences")
+DEFAULT_ARGS = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "execution_timeout": timedelta(hours=2),
+}
+
+
+def job(task_id: str, date: str = "{{ ds }}", **kwargs) -> SparkSubmitOperator:
+    return SparkSubmitOperator(
+        task_id=task_id,
+        conn_id="spark_default",
+        application=CLI,
+        application_args=[task_id, "--date", date],
+        jars=JARS or None,
+        name=f"dmp-{task_id}",
+        env_vars={"PYTHONPATH": PROJECT},
+        **kwargs,
+    )
+
+
+def chain(tasks: list) -> None:
+    for upstream, downstream in zip(tasks, tasks[1:], strict=False):
+        upstream >> downstream
+
 
 with DAG(
     dag_id="dmp_daily",
     description="ingest -> quality -> identity -> profiles -> segments -> lookalike -> export",
     schedule="@daily",
     start_date=datetime(2026, 11, 1),
+    catchup=True,
+    max_active_runs=1,
+    tags=["dmp", "spark", "daily"],
+    doc_md=__doc__,
+    default_args=DEFAULT_ARGS,
+):
+    chain([job(name, outlets=[AUDIENCES] if name == "export" else []) for name in DAILY_JOBS])
+
+with DAG(
+    dag_id="dmp_segments_refresh",
+    description="re-evaluate segments and lookalikes for a date",
+    schedule=None,
+    start_date=datetime(2026, 11, 1),
     catchup=False,
     max_active_runs=1,
-    tags=["dmp", "spark"],
+    tags=["dmp", "spark", "segments"],
     doc_md=__doc__,
-    default_args={
-        "retries": 2,
-        "retry_delay": timedelta(minutes=5),
-        "execution_timeout": timedelta(hours=2),
-    },
-) as dag:
-    previous = None
-    for job in JOBS:
-        task = SparkSubmitOperator(
-            task_id=job,
-            conn_id="spark_default",
-            application=os.path.join(PROJECT, "jobs", "cli.py"),
-            application_args=[job, "--date", "{{ ds }}"],
-            jars=JARS or None,
-            py_files=None,
-            name=f"dmp-{job}",
-            env_vars={"PYTHONPATH": PROJECT},
-        )
-        if previous is not None:
-            previous >> task
-        previous = task
+    default_args=DEFAULT_ARGS,
+):
+    chain([job("segments"), job("lookalike", outlets=[SEGMENT_MEMBERSHIP])])
+
+with DAG(
+    dag_id="dmp_export",
+    description="export the latest segment membership to the ad platforms",
+    schedule=[SEGMENT_MEMBERSHIP],
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["dmp", "spark", "activation"],
+    doc_md=__doc__,
+    default_args=DEFAULT_ARGS,
+):
+    job("export", date="latest", outlets=[AUDIENCES])

@@ -21,6 +21,8 @@ JOB_HELP = {
 
 
 def _date(text: str) -> str:
+    if text == "latest":  # resolved by the job against the lake (e.g. the last segment run)
+        return text
     try:
         return date.fromisoformat(text).isoformat()
     except ValueError:
@@ -48,7 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for job, text in JOB_HELP.items():
         sp = with_conf(sub.add_parser(job, help=text, description=text))
-        sp.add_argument("--date", type=_date, required=True, help="run date (YYYY-MM-DD)")
+        sp.add_argument(
+            "--date",
+            type=_date,
+            required=True,
+            help="run date (YYYY-MM-DD), or 'latest' for the last date the lake has",
+        )
     pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
     pl.add_argument("--date", type=_date, required=True)
     d = with_conf(sub.add_parser("demo", help="generate sample data and run the whole pipeline"))

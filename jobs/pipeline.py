@@ -35,7 +35,20 @@ JOBS: dict[str, Callable] = {
 }
 
 
+def resolve_date(lake: Lake, run_date: str) -> str:
+    """'latest' -> the last run date of the segment membership (what export and reports read)."""
+    if run_date != "latest":
+        return run_date
+    from pyspark.sql import functions as F
+
+    last = lake.read("gold.segment_membership").agg(F.max("run_date")).first()[0]
+    if last is None:
+        raise ValueError("--date latest: no segment run in the lake yet")
+    return str(last)
+
+
 def run_job(lake: Lake, job: str, run_date: str) -> JobReport:
+    run_date = resolve_date(lake, run_date)
     with job_report(job, run_date) as report:
         JOBS[job](lake, report, run_date)
     record_run(lake, report)

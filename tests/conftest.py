@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,12 @@ S3_PORT = _free_port()
 os.environ["AWS_ACCESS_KEY_ID"] = "dmp-test-access"
 os.environ["AWS_SECRET_ACCESS_KEY"] = "dmp-test-secret-key"
 os.environ["AWS_REGION"] = "us-east-1"
+
+# Airflow reads its configuration once, at first import: a private home for the test session.
+AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dmp-airflow-"))
+os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +83,13 @@ def s3(s3_server):
     import boto3
 
     return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """An initialised Airflow metadata database (SQLite in the session's AIRFLOW_HOME)."""
+    import sys
+
+    airflow = Path(sys.executable).parent / "airflow"
+    subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
+    return AIRFLOW_HOME

@@ -1,14 +1,14 @@
-"""The same pipeline submitted with spark-submit to a real standalone cluster on loopback gives
-the same tables as a local run."""
+"""The daily DAG, run with dag.test(), submits every job with spark-submit to a real standalone
+cluster on loopback, and the lake it leaves equals a local run's."""
 
 from __future__ import annotations
 
-import glob
+import json
 import os
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -49,25 +49,6 @@ def _conf(tmp: Path, name: str, landing: Path) -> Path:
     return path
 
 
-def spark_submit(master: str, conf: Path, *args: str) -> subprocess.CompletedProcess:
-    jars = ",".join(sorted(glob.glob(str(ROOT / ".cache" / "jars" / "*.jar"))))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DMP_")}
-    env.update(PYTHONPATH=str(ROOT), PYSPARK_PYTHON=sys.executable, SPARK_LOCAL_IP="127.0.0.1")
-    cmd = [
-        str(Path(sys.executable).parent / "spark-submit"),
-        "--master", master,
-        "--jars", jars,
-        "--conf", "spark.driver.host=127.0.0.1",
-        "--conf", "spark.driver.bindAddress=127.0.0.1",
-        "--conf", "spark.executor.memory=1500m",
-        "--driver-memory", "2g",
-        str(ROOT / "jobs" / "cli.py"),
-        *args,
-        "--conf", str(conf),
-    ]  # fmt: skip
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1200)
-
-
 def _snapshot(lake: Lake) -> dict:
     def rows(table, *cols):
         return sorted(tuple(r) for r in lake.read(table).select(*cols).collect())
@@ -81,7 +62,11 @@ def _snapshot(lake: Lake) -> dict:
     }
 
 
-def test_cluster_run_matches_local_run(spark, cluster, tmp_path):
+def test_daily_dag_on_the_cluster_matches_a_local_run(
+    spark, cluster, airflow_db, tmp_path, monkeypatch
+):
+    """dag.test() runs the real daily DAG: every task spark-submits its job to the standalone
+    cluster; the lake it leaves equals the one an in-process local run leaves."""
     landing = tmp_path / "landing"
     generate(str(landing), 250, 5, 31, date(2026, 11, 1), progress=lambda m: None)
     local_conf = _conf(tmp_path, "local", landing)
@@ -91,11 +76,35 @@ def test_cluster_run_matches_local_run(spark, cluster, tmp_path):
     t0 = time.time()
     run_pipeline(local, RUN_DATE)
     t1 = time.time()
-    proc = spark_submit(cluster, cluster_conf, "pipeline", "--date", RUN_DATE)
-    print(f"local {t1 - t0:.0f}s, cluster {time.time() - t1:.0f}s")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "dmp pipeline: done" in proc.stdout + proc.stderr  # spark-submit merges them
+
+    host, port = cluster.rsplit(":", 1)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SPARK_DEFAULT",
+        json.dumps({"conn_type": "spark", "host": host, "port": int(port)}),
+    )
+    monkeypatch.setenv("DMP_CONF", str(cluster_conf))
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    from airflow.dag_processing.dagbag import DagBag
+
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["dmp_daily"]
+    run = dag.test(logical_date=datetime(2026, 11, 5, tzinfo=UTC))
+    print(f"local {t1 - t0:.0f}s, DAG on the cluster {time.time() - t1:.0f}s")
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "success", states
+    assert set(states) == {
+        "ingest",
+        "quality",
+        "identity",
+        "profiles",
+        "segments",
+        "lookalike",
+        "export",
+    }
     remote = Lake(spark, load_settings(cluster_conf, environ={}))
     a, b = _snapshot(local), _snapshot(remote)
     assert a["silver"] > 0 and a["segments"]
     assert a == b
+    runs = remote.read("reports.runs").select("job").collect()
+    assert len(runs) == 7  # every job ran once, through spark-submit

@@ -1,22 +1,44 @@
-"""The DAG folder loads in Airflow with no import error and the jobs run in pipeline order."""
+"""The DAG folder loads in Airflow with no import error; order, settings and assets are right."""
 
-import os
 from pathlib import Path
 
 DAGS = Path(__file__).resolve().parent.parent / "dags"
+ORDER = ["ingest", "quality", "identity", "profiles", "segments", "lookalike", "export"]
 
 
-def test_dagbag_loads_and_orders_tasks(tmp_path):
-    os.environ.setdefault("AIRFLOW_HOME", str(tmp_path / "airflow"))
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+def _bag():
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAGS))
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_dagbag_loads_without_errors():
+    bag = _bag()
     assert bag.import_errors == {}
-    dag = bag.dags["dmp_daily"]
-    order = ["ingest", "quality", "identity", "profiles", "segments", "lookalike", "export"]
-    assert [t.task_id for t in dag.topological_sort()] == order
+    assert set(bag.dags) == {"dmp_daily", "dmp_segments_refresh", "dmp_export"}
+
+
+def test_daily_order_settings_and_templating():
+    dag = _bag().dags["dmp_daily"]
+    assert [t.task_id for t in dag.topological_sort()] == ORDER
+    assert dag.catchup and dag.max_active_runs == 1
     for t in dag.tasks:
         assert t.retries == 2 and t.execution_timeout is not None
         assert t.application_args == [t.task_id, "--date", "{{ ds }}"]
+        assert t.application.endswith("jobs/cli.py")
     assert "spark" in dag.tags and dag.doc_md
+
+
+def test_export_follows_segment_updates():
+    bag = _bag()
+    refresh, export = bag.dags["dmp_segments_refresh"], bag.dags["dmp_export"]
+    outlets = [a.uri for a in refresh.get_task("lookalike").outlets]
+    assert outlets == ["dmp://lake/gold/segment_membership"]
+    assert "dmp://lake/gold/segment_membership" in str(export.timetable.asset_condition)
+    assert export.get_task("export").application_args == ["export", "--date", "latest"]
+
+
+def test_no_heavy_imports_at_dag_top_level():
+    text = (DAGS / "dmp_daily.py").read_text()
+    for banned in ("import pyspark", "from pyspark", "import pandas", "from jobs", "import jobs"):
+        assert banned not in text
