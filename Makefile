@@ -2,7 +2,7 @@
 PY := .venv/bin/python
 export PYSPARK_PYTHON := $(CURDIR)/.venv/bin/python
 
-.PHONY: setup s3-server demo test lint format clean
+.PHONY: setup s3-server demo test bench lint format clean
 
 setup:
 	@bash infra/scripts/setup.sh
@@ -27,3 +27,6 @@ format: setup
 
 clean:
 	rm -rf data .pytest_cache
+
+bench: setup
+	.venv/bin/dmp bench --people 2000,10000,30000 --days 14

@@ -58,6 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
         )
     pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
     pl.add_argument("--date", type=_date, required=True)
+    b = with_conf(
+        sub.add_parser("bench", help="time every stage at several scales -> BENCHMARKS.md")
+    )
+    b.add_argument("--people", default="2000,10000", help="comma-separated scales (people)")
+    b.add_argument("--days", type=int, default=14)
+    b.add_argument("--out", default="BENCHMARKS.md")
     d = with_conf(sub.add_parser("demo", help="generate sample data and run the whole pipeline"))
     d.add_argument("--people", type=int, default=5000)
     d.add_argument("--days", type=int, default=14)
@@ -165,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
             cmd_generate(settings, args)
         elif args.command == "demo":
             cmd_demo(settings, args)
+        elif args.command == "bench":
+            from jobs.bench import run_bench
+
+            scales = [int(x) for x in args.people.split(",")]
+            print(run_bench(settings, scales, args.days, args.out))
         elif args.command == "pipeline":
             from jobs.pipeline import run_pipeline
 
