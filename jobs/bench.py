@@ -13,6 +13,7 @@ import time
 from datetime import date, timedelta
 
 from jobs.config import Settings
+from jobs.pipeline import JOBS
 from jobs.report import say
 
 
@@ -118,11 +119,7 @@ def _markdown(results, days, scales, peak_mb) -> str:
         "",
         "## Pipeline",
         "",
-        "| people | events | raw lines | ingest ev/s | "
-        + " | ".join(
-            ["ingest", "quality", "identity", "profiles", "segments", "lookalike", "export"]
-        )
-        + " | total |",
+        "| people | events | raw lines | ingest ev/s | " + " | ".join(JOBS) + " | total |",
         "|---" * 12 + "|",
     ]
     for r in results:
@@ -130,18 +127,7 @@ def _markdown(results, days, scales, peak_mb) -> str:
         lines.append(
             f"| {r['people']:,} | {r['events']:,} | {r['lines']:,} | "
             f"{r['lines'] / max(st['ingest'], 1e-9):,.0f} | "
-            + " | ".join(
-                f"{st[j]:.0f}s"
-                for j in [
-                    "ingest",
-                    "quality",
-                    "identity",
-                    "profiles",
-                    "segments",
-                    "lookalike",
-                    "export",
-                ]
-            )
+            + " | ".join(f"{st[j]:.0f}s" for j in JOBS)
             + f" | {r['total_s']:.0f}s |"
         )
     if len(results) > 1:
