@@ -118,6 +118,7 @@ def cmd_demo(settings, args) -> None:
     reports = run_pipeline(lake, run_date)
     print_demo_summary(reports, settings)
     print_identity_accuracy(lake, os.path.join(os.path.dirname(raw.rstrip("/")), "truth"))
+    print(f"run report          {reports[-1].facts['run report']}")
 
 
 def print_identity_accuracy(lake, truth_dir: str) -> None:
@@ -157,7 +158,8 @@ def print_demo_summary(reports, settings) -> None:
         print(f"{k:<40} {v}")
     print("audience files:")
     for k, v in by["export"].facts.items():
-        print(f"  {k}: {v}")
+        if k != "run report":
+            print(f"  {k}: {v}")
     for k, v in by["quality"].facts.items():
         print(f"quality {k}: {v}")
 

@@ -65,4 +65,12 @@ def record_run(lake: Lake, report: JobReport) -> None:
 
 
 def run_pipeline(lake: Lake, run_date: str) -> list[JobReport]:
-    return [run_job(lake, job, run_date) for job in JOBS]
+    reports = [run_job(lake, job, run_date) for job in JOBS]
+    from jobs.report import say
+    from jobs.reporting.run_report import write_run_report
+
+    docs = next((r.facts.get("data docs") for r in reports if r.job == "quality"), None)
+    path = write_run_report(lake, run_date, docs)
+    say(f"[pipeline] run report: {path}")
+    reports[-1].facts["run report"] = path
+    return reports

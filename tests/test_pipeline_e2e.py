@@ -196,6 +196,33 @@ def test_audience_files_are_exact_and_consent_safe(world):
     assert "skipped" in world["reports"]["export"].facts["google_too_small/new_visitors"]
 
 
+def test_run_report_is_self_contained_with_its_plots(world):
+    from html.parser import HTMLParser
+
+    path = world["reports"]["export"].facts["run report"]
+    assert path.endswith(f"runs/{RUN_DATE}/report.html")
+
+    class Images(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.srcs = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "img":
+                self.srcs.append(dict(attrs)["src"])
+
+    parser = Images()
+    parser.feed(open(path).read())
+    assert len(parser.srcs) >= 4
+    for src in parser.srcs:
+        assert src.startswith("data:image/png;base64,")
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    numbers = json.load(open(path.replace(".html", ".json")))
+    assert {j["job"] for j in numbers["jobs"]} == set(world["reports"])
+    assert numbers["segments"]["browse_abandoners_winter_coats"][RUN_DATE] > 0
+    assert numbers["identity"]["persons"] > 0 and numbers["lookalike"]
+
+
 def test_rerun_is_idempotent(world):
     lake = world["lake"]
     before = {

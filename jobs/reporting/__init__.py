@@ -1,0 +1,1 @@
+"""Run reports: one self-contained HTML page (plus JSON) per pipeline run."""

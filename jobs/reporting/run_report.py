@@ -1,0 +1,222 @@
+"""The run report: counts per stage, data quality, identity health, segment sizes and their
+movement, lookalike evaluation and exports, as one self-contained HTML file (plots embedded as
+PNG) and the same numbers as JSON, under ``<reports_root>/runs/<run_date>/``.
+
+Only small aggregates come to the driver (a few rows per segment or stage), never data."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+
+from pyspark.sql import functions as F
+
+from jobs.lake import Lake
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def collect_numbers(lake: Lake, run_date: str) -> dict:
+    out: dict = {
+        "run_date": run_date,
+        "jobs": [],
+        "quality": [],
+        "identity": {},
+        "segments": {},
+        "segment_changes": {},
+        "lookalike": [],
+        "exports": [],
+    }
+    if lake.exists("reports.runs"):
+        runs = lake.read("reports.runs").where(F.col("run_date") == run_date).collect()
+        latest = {}
+        for r in runs:  # the last report of each job for this date
+            latest[r["job"]] = json.loads(r["report"])
+        out["jobs"] = list(latest.values())
+    if lake.exists("quality.results"):
+        out["quality"] = [
+            r.asDict()
+            for r in lake.read("quality.results").where(F.col("run_date") == run_date).collect()
+        ]
+    if lake.exists("identity.report"):
+        row = lake.read("identity.report").where(F.col("run_date") == run_date).first()
+        out["identity"] = row.asDict() if row else {}
+    if lake.exists("gold.segment_membership"):
+        sizes = (
+            lake.read("gold.segment_membership")
+            .groupBy("run_date", "segment")
+            .agg(F.count("*").alias("n"))
+            .collect()
+        )
+        for r in sizes:
+            out["segments"].setdefault(r["segment"], {})[str(r["run_date"])] = r["n"]
+    if lake.exists("gold.segment_changes"):
+        for r in (
+            lake.read("gold.segment_changes")
+            .where(F.col("run_date") == run_date)
+            .groupBy("segment", "change")
+            .agg(F.count("*").alias("n"))
+            .collect()
+        ):
+            out["segment_changes"].setdefault(r["segment"], {})[r["change"]] = r["n"]
+    if lake.exists("gold.lookalike_evaluation"):
+        out["lookalike"] = [
+            {"lookalike": r["lookalike"], **json.loads(r["metrics"])}
+            for r in lake.read("gold.lookalike_evaluation")
+            .where(F.col("run_date") == run_date)
+            .collect()
+        ]
+    if lake.exists("gold.exports"):
+        out["exports"] = [
+            r.asDict()
+            for r in lake.read("gold.exports")
+            .where(F.col("run_date") == run_date)
+            .groupBy("destination", "segment")
+            .agg(F.count("*").alias("people"))
+            .orderBy("destination", "segment")
+            .collect()
+        ]
+    return out
+
+
+def _plots(numbers: dict) -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots = {}
+    jobs = numbers["jobs"]
+    if jobs:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.barh([j["job"] for j in jobs], [j["seconds"] for j in jobs], color="#4477aa")
+        ax.set_xlabel("seconds")
+        ax.set_title("Time per stage")
+        ax.invert_yaxis()
+        plots["Time per stage"] = _png(fig)
+        plt.close(fig)
+    segs = numbers["segments"]
+    if segs:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        for name, by_date in sorted(segs.items()):
+            dates = sorted(by_date)
+            ax.plot(dates, [by_date[d] for d in dates], marker="o", label=name)
+        ax.set_ylabel("people")
+        ax.set_title("Segment sizes by run date")
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1, 0.5))
+        plots["Segment sizes"] = _png(fig)
+        plt.close(fig)
+    hist = json.loads(numbers["identity"].get("size_histogram") or "{}")
+    if hist:
+        order = sorted(hist, key=lambda k: (len(k), k))
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.bar(order, [hist[k] for k in order], color="#228833")
+        ax.set_yscale("log")
+        ax.set_xlabel("identifiers per person")
+        ax.set_ylabel("persons (log)")
+        ax.set_title("Identity cluster sizes")
+        plots["Identity cluster sizes"] = _png(fig)
+        plt.close(fig)
+    for la in numbers["lookalike"]:
+        reach = sorted(float(k.split("_at_")[1][:-3]) for k in la if k.startswith("recall_at_"))
+        if reach:
+            fig, ax = plt.subplots(figsize=(5, 3))
+            ax.plot(reach, [la[f"recall_at_{p:g}pct"] for p in reach], marker="o", label="model")
+            ax.plot(reach, [p / 100 for p in reach], linestyle="--", label="random")
+            ax.set_xlabel("reach (% of eligible people)")
+            ax.set_ylabel("held-out seeds found")
+            ax.set_title(f"{la['lookalike']} (AUC {la['auc']:.2f})")
+            ax.legend()
+            plots[f"Lookalike {la['lookalike']}"] = _png(fig)
+            plt.close(fig)
+    return plots
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>none</p>"
+    cols = list(rows[0])
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(r.get(c, '')))}</td>" for c in cols) + "</tr>"
+        for r in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def render_html(numbers: dict, plots: dict[str, str], data_docs: str | None) -> str:
+    jobs = [
+        {
+            "job": j["job"],
+            "seconds": j["seconds"],
+            "read": ", ".join(f"{k}={v:,}" for k, v in j["read"].items()),
+            "written": ", ".join(f"{k}={v:,}" for k, v in j["written"].items()),
+            "dropped": sum(j["dropped"].values()),
+        }
+        for j in numbers["jobs"]
+    ]
+    segs = [
+        {"segment": s, "size": by[max(by)], **numbers["segment_changes"].get(s, {})}
+        for s, by in sorted(numbers["segments"].items())
+    ]
+    ident = {
+        k: v
+        for k, v in numbers["identity"].items()
+        if k not in ("largest_clusters", "size_histogram")
+    }
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'>",
+        f"<title>DMP run {html.escape(numbers['run_date'])}</title>",
+        "<style>body{font-family:sans-serif;max-width:1000px;margin:2em auto}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;"
+        "font-size:13px}img{max-width:100%}</style></head><body>",
+        f"<h1>Open DMP run report: {html.escape(numbers['run_date'])}</h1>",
+        "<h2>Stages</h2>",
+        _table(jobs),
+        "<h2>Data quality</h2>",
+        _table(numbers["quality"]),
+    ]
+    if data_docs:
+        parts.append(f"<p><a href='{html.escape(data_docs)}'>Great Expectations Data Docs</a></p>")
+    parts += [
+        "<h2>Identity health</h2>",
+        _table([ident] if ident else []),
+        "<h2>Segments</h2>",
+        _table(segs),
+        "<h2>Lookalike evaluation</h2>",
+        _table(numbers["lookalike"]),
+        "<h2>Exports</h2>",
+        _table(numbers["exports"]),
+        "<h2>Plots</h2>",
+    ]
+    for title, png in plots.items():
+        parts.append(
+            f"<h3>{html.escape(title)}</h3>"
+            f"<img alt='{html.escape(title)}' src='data:image/png;base64,{png}'>"
+        )
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_run_report(lake: Lake, run_date: str, data_docs: str | None = None) -> str:
+    """Writes report.html and report.json for the run date; returns the HTML path."""
+    numbers = collect_numbers(lake, run_date)
+    folder = os.path.join(
+        lake.settings.resolve(lake.settings.storage.reports_root), "runs", run_date
+    )
+    if "://" in folder:  # reports are read by people: keep a local copy when the lake is remote
+        folder = os.path.join(lake.settings.resolve("data/reports"), "runs", run_date)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "report.json"), "w") as fh:
+        json.dump(numbers, fh, indent=2, default=str)
+    path = os.path.join(folder, "report.html")
+    with open(path, "w") as fh:
+        fh.write(render_html(numbers, _plots(numbers), data_docs))
+    return path
