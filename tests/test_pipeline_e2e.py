@@ -223,6 +223,27 @@ def test_run_report_is_self_contained_with_its_plots(world):
     assert numbers["identity"]["persons"] > 0 and numbers["lookalike"]
 
 
+@pytest.fixture(scope="module")
+def lake_conf(world, tmp_path_factory):
+    """A configuration file pointing at this module's lake, for processes of their own."""
+    import yaml
+
+    path = tmp_path_factory.mktemp("conf") / "dmp.yaml"
+    path.write_text(yaml.safe_dump(world["settings"].model_dump()))
+    return path
+
+
+def test_notebooks_run_on_this_lake(lake_conf, tmp_path):
+    from tests.notebook_runner import NOTEBOOKS, execute
+
+    assert NOTEBOOKS
+    for nb_path in NOTEBOOKS:
+        nb = execute(nb_path, lake_conf, tmp_path)
+        outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o.output_type == "error"], nb_path
+        assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4, nb_path
+
+
 def test_rerun_is_idempotent(world):
     lake = world["lake"]
     before = {
