@@ -81,7 +81,7 @@ class IdentitySettings(_Strict):
 
 
 class LookalikeSettings(_Strict):
-    name: str
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")
     seed_segment: str
     reach_percents: list[float] = Field(default_factory=lambda: [1.0, 5.0, 10.0])
     min_seed_size: int = Field(100, ge=1)
@@ -92,7 +92,7 @@ class LookalikeSettings(_Strict):
 
 
 class DestinationSettings(_Strict):
-    name: str
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")
     platform: Literal["google", "meta", "ttd", "generic"]
     segments: list[str]
     min_audience_size: int = Field(100, ge=0)

@@ -73,6 +73,19 @@ class Lake:
             writer = writer.option("replaceWhere", f"{column} = '{value}'")
         writer.save(self.path(table))
 
+    def replace_keys(
+        self, df: DataFrame, table: str, run_date: str, key: str, values: list[str]
+    ) -> None:
+        """Idempotent write of some keys of one run (e.g. a few segments of a date): replaces
+        exactly the run's rows with those keys and leaves the run's other rows alone."""
+        quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+        writer = self._writer(df, table).mode("overwrite")
+        if self.exists(table):
+            writer = writer.option(
+                "replaceWhere", f"run_date = '{run_date}' AND {key} IN ({quoted})"
+            )
+        writer.save(self.path(table))
+
     def append(self, df: DataFrame, table: str, txn: tuple[str, int] | None = None) -> None:
         writer = self._writer(df, table).mode("append")
         if txn:  # Delta skips a (txnAppId, txnVersion) it has already committed

@@ -25,6 +25,7 @@ from jobs.generate.population import (
     messy_email,
     messy_phone,
 )
+from jobs.ingest.crm import CRM_FIELDS
 
 LATE_RATE = 0.02  # events delivered in the next day's folder
 DUPLICATE_RATE = 0.01  # events delivered twice
@@ -161,17 +162,7 @@ class CrmFile:
     """The CRM export, streamed: one CSV for the last day, plus the broken rows real exports
     contain (no customer id, a broken email)."""
 
-    COLUMNS = [
-        "customer_id",
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "country",
-        "zip",
-        "opt_out",
-        "updated_at",
-    ]
+    COLUMNS = CRM_FIELDS  # the contract ingestion reads
 
     def __init__(self, root: str, dt: str):
         folder = os.path.join(root, "crm", f"dt={dt}")

@@ -40,19 +40,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 "score",
                 "reach_bucket",
             )
-            old = (
-                lake.read("gold.lookalike_scores").where(
-                    (F.col("run_date") == run_date) & (F.col("lookalike") != la.name)
-                )
-                if lake.exists("gold.lookalike_scores")
-                else None
-            )
-            lake.replace_partition(
-                scores if old is None else scores.unionByName(old),
-                "gold.lookalike_scores",
-                "run_date",
-                run_date,
-            )
+            lake.replace_keys(scores, "gold.lookalike_scores", run_date, "lookalike", [la.name])
             written = lake.read("gold.lookalike_scores").where(
                 (F.col("run_date") == run_date) & (F.col("lookalike") == la.name)
             )
@@ -78,18 +66,8 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 "run_date string, lookalike string, seed_segment string, metrics string, "
                 "thresholds string",
             )
-            old_ev = (
-                lake.read("gold.lookalike_evaluation").where(
-                    (F.col("run_date") == run_date) & (F.col("lookalike") != la.name)
-                )
-                if lake.exists("gold.lookalike_evaluation")
-                else None
-            )
-            lake.replace_partition(
-                eval_row if old_ev is None else eval_row.unionByName(old_ev),
-                "gold.lookalike_evaluation",
-                "run_date",
-                run_date,
+            lake.replace_keys(
+                eval_row, "gold.lookalike_evaluation", run_date, "lookalike", [la.name]
             )
             report.written["gold.lookalike_scores"] = (
                 report.written.get("gold.lookalike_scores", 0) + written.count()

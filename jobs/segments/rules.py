@@ -15,6 +15,7 @@ text: user values only ever reach Spark as literals.
 from __future__ import annotations
 
 import operator
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,15 @@ class _Parser:
         return name
 
 
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,99}$"
+
+
 def parse_segment(name: str, spec: Any, source: str) -> Segment:
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        raise ConfigError(
+            f"{source}: segment {name!r}: names are lowercase letters, digits and underscores "
+            "(they become table keys and audience folder names)"
+        )
     if not isinstance(spec, dict):
         raise ConfigError(f"{source}: segment {name!r}: expected a mapping with description, rule")
     unknown = set(spec) - {"description", "rule"}

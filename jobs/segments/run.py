@@ -27,28 +27,9 @@ def write_membership(lake: Lake, members, run_date: str, segments: list[str]) ->
     """Replace this run's membership of the given segments and record entries and exits."""
     members = members.withColumn("run_date", F.lit(run_date)).persist()
     prev = previous_membership(lake, run_date, segments)
-    existing = (
-        lake.read("gold.segment_membership").where(
-            (F.col("run_date") == run_date) & ~F.col("segment").isin(segments)
-        )
-        if lake.exists("gold.segment_membership")
-        else None
-    )
-    full = members if existing is None else members.unionByName(existing)
-    lake.replace_partition(full, "gold.segment_membership", "run_date", run_date)
-    delta = changes(members, prev, run_date)
-    old = (
-        lake.read("gold.segment_changes").where(
-            (F.col("run_date") == run_date) & ~F.col("segment").isin(segments)
-        )
-        if lake.exists("gold.segment_changes")
-        else None
-    )
-    lake.replace_partition(
-        delta if old is None else delta.unionByName(old),
-        "gold.segment_changes",
-        "run_date",
-        run_date,
+    lake.replace_keys(members, "gold.segment_membership", run_date, "segment", segments)
+    lake.replace_keys(
+        changes(members, prev, run_date), "gold.segment_changes", run_date, "segment", segments
     )
     sizes = {
         r["segment"]: r["n"]
