@@ -119,7 +119,7 @@ def _markdown(results, days, scales, peak_mb) -> str:
         "",
         "## Pipeline",
         "",
-        "| people | events | raw lines | ingest ev/s | " + " | ".join(JOBS) + " | total |",
+        "| people | events | raw lines | ingest lines/s | " + " | ".join(JOBS) + " | total |",
         "|---" * 12 + "|",
     ]
     for r in results:
