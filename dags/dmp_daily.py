@@ -52,41 +52,38 @@ def chain(tasks: list) -> None:
         upstream >> downstream
 
 
-with DAG(
-    dag_id="dmp_daily",
-    description="ingest -> quality -> identity -> profiles -> segments -> lookalike -> export",
-    schedule="@daily",
-    start_date=datetime(2026, 11, 1),
+def dmp_dag(dag_id: str, description: str, schedule, tags: list[str], catchup: bool = False):
+    return DAG(
+        dag_id=dag_id,
+        description=description,
+        schedule=schedule,
+        start_date=datetime(2026, 11, 1),
+        catchup=catchup,
+        max_active_runs=1,
+        tags=["dmp", "spark", *tags],
+        doc_md=__doc__,
+        default_args=DEFAULT_ARGS,
+    )
+
+
+with dmp_dag(
+    "dmp_daily",
+    "ingest -> quality -> identity -> profiles -> segments -> lookalike -> export",
+    "@daily",
+    ["daily"],
     catchup=True,
-    max_active_runs=1,
-    tags=["dmp", "spark", "daily"],
-    doc_md=__doc__,
-    default_args=DEFAULT_ARGS,
 ):
     chain([job(name, outlets=[AUDIENCES] if name == "export" else []) for name in DAILY_JOBS])
 
-with DAG(
-    dag_id="dmp_segments_refresh",
-    description="re-evaluate segments and lookalikes for a date",
-    schedule=None,
-    start_date=datetime(2026, 11, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["dmp", "spark", "segments"],
-    doc_md=__doc__,
-    default_args=DEFAULT_ARGS,
+with dmp_dag(
+    "dmp_segments_refresh", "re-evaluate segments and lookalikes for a date", None, ["segments"]
 ):
     chain([job("segments"), job("lookalike", outlets=[SEGMENT_MEMBERSHIP])])
 
-with DAG(
-    dag_id="dmp_export",
-    description="export the latest segment membership to the ad platforms",
-    schedule=[SEGMENT_MEMBERSHIP],
-    start_date=datetime(2026, 11, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["dmp", "spark", "activation"],
-    doc_md=__doc__,
-    default_args=DEFAULT_ARGS,
+with dmp_dag(
+    "dmp_export",
+    "export the latest segment membership to the ad platforms",
+    [SEGMENT_MEMBERSHIP],
+    ["activation"],
 ):
     job("export", date="latest", outlets=[AUDIENCES])

@@ -111,4 +111,4 @@ class Lake:
 
 
 class MissingTableError(RuntimeError):
-    pass
+    """A job asked for a table an earlier stage has not written yet."""

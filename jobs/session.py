@@ -17,7 +17,7 @@ DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 
 
 class SetupError(RuntimeError):
-    pass
+    """Something `make setup` provides is missing."""
 
 
 def jar_paths(settings: Settings) -> list[str]:

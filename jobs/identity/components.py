@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 
 class NoConvergenceError(RuntimeError):
-    pass
+    """Raised when the rounds run out before the edge set stops changing."""
 
 
 def _normalise(edges: DataFrame) -> DataFrame:

@@ -179,7 +179,7 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
 
 
 class IngestConsistencyError(RuntimeError):
-    pass
+    """Lines counted in an intact file were not all read: the batch is not published."""
 
 
 def ingest_crm(lake: Lake, report: JobReport) -> None:

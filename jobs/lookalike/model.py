@@ -28,7 +28,7 @@ COUNT_FEATURES = [
 
 
 class SeedTooSmallError(ValueError):
-    pass
+    """The seed segment is below the configured minimum size."""
 
 
 def top_categories(profiles: DataFrame, limit: int = 50) -> list[str]:

@@ -14,7 +14,7 @@ from jobs.report import JobReport, say
 
 
 class QualityGateError(RuntimeError):
-    pass
+    """A critical expectation failed: the pipeline must stop."""
 
 
 def _context(reports_root: str):
