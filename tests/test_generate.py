@@ -31,15 +31,20 @@ def test_same_seed_same_files_other_seed_other_files(tmp_path):
 def test_truth_adds_up_with_the_files(tmp_path):
     s = generate(str(tmp_path), 150, 5, 3, date(2026, 11, 1), progress=lambda m: None)
     lines = 0
-    ids = set()
+    person_event_ids, unparseable = set(), 0
     for f in (tmp_path / "raw").rglob("*.ndjson.gz"):
         for line in gzip.open(f, "rt"):
             lines += 1
             try:
-                ids.add(json.loads(line).get("event_id"))
+                event_id = json.loads(line).get("event_id")
             except json.JSONDecodeError:
-                pass
+                unparseable += 1  # planted malformed lines: counted, no id to collect
+                continue
+            if event_id and not event_id.startswith(("bad-", "bot-")):
+                person_event_ids.add(event_id)
     assert lines == s["lines"]
+    assert len(person_event_ids) == s["events"]  # duplicate deliveries collapse to one id
+    assert unparseable == s.get("malformed_truncated", 0) + s.get("malformed_not_json", 0)
     people = list(csv.DictReader(open(tmp_path / "truth" / "people.csv")))
     assert len(people) == 150
     assert sum(int(p["events"]) for p in people) == s["events"]

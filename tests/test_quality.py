@@ -52,9 +52,10 @@ def _lake(spark, settings, tmp_path, name):
 
 
 def test_clean_data_passes_and_warnings_do_not_stop(spark, settings, tmp_path):
+    # an unknown currency breaks only a warning-level expectation
     lake = _lake(spark, settings, tmp_path, "clean")
     lake.overwrite(
-        _rows(spark, [("e1", "page_view", "USD", H), ("e2", "purchase", "XXX", H)]), "silver.events"
+        _rows(spark, [("e1", "page_view", "USD", H), ("e2", "purchase", "BTC", H)]), "silver.events"
     )
     report = run_job(lake, "quality", "2026-11-02")
     assert "0 critical failures, 1 warnings" in report.facts["silver_events"]
