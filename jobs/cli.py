@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
             required=True,
             help="run date (YYYY-MM-DD), or 'latest' for the last date the lake has",
         )
+        if job == "identity":
+            sp.add_argument(
+                "--full",
+                action="store_true",
+                help="rebuild the whole graph instead of the components new edges reach "
+                "(automatic on a rerun, out-of-order date or identity config change)",
+            )
     pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
     pl.add_argument("--date", type=_date, required=True)
     b = with_conf(
@@ -185,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from jobs.pipeline import run_job
 
-            run_job(_lake(settings), args.command, args.date)
+            options = {"full": True} if getattr(args, "full", False) else {}
+            run_job(_lake(settings), args.command, args.date, **options)
     except ConfigError as exc:
         print(f"dmp: configuration error: {str(exc).splitlines()[0]}", file=sys.stderr)
         print(str(exc), file=sys.stderr)

@@ -18,6 +18,8 @@ TABLES: dict[str, list[str]] = {
     "silver.quarantine": ["dt"],
     "quality.results": ["run_date"],
     "identity.edges": [],
+    "identity.event_edges": [],
+    "identity.crm_edges": [],
     "identity.person_map": [],
     "identity.person_map_history": ["run_date"],
     "identity.lineage": ["run_date"],
@@ -68,7 +70,7 @@ class Lake:
 
     def replace_partition(self, df: DataFrame, table: str, column: str, value: str) -> None:
         """Idempotent write of one run's slice: a rerun replaces it, never duplicates it."""
-        writer = self._writer(df, table).mode("overwrite")
+        writer = self._writer(df, table).mode("overwrite").option("mergeSchema", "true")
         if self.exists(table):
             writer = writer.option("replaceWhere", f"{column} = '{value}'")
         writer.save(self.path(table))
@@ -91,6 +93,15 @@ class Lake:
         if txn:  # Delta skips a (txnAppId, txnVersion) it has already committed
             writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
         writer.save(self.path(table))
+
+    def version(self, table: str) -> int:
+        """The table's current Delta version (what a later run can time-travel back to)."""
+        from delta.tables import DeltaTable
+
+        return int(DeltaTable.forPath(self.spark, self.path(table)).history(1).first()["version"])
+
+    def read_version(self, table: str, version: int) -> DataFrame:
+        return self.spark.read.format("delta").option("versionAsOf", version).load(self.path(table))
 
     def last_write_rows(self, table: str) -> int:
         """Rows written by the table's latest commit, from Delta's own operation metrics."""

@@ -16,10 +16,10 @@ def _ingest(lake, report, run_date):
 
 
 def _stage(module: str) -> Callable:
-    def call(lake, report, run_date):
+    def call(lake, report, run_date, **options):
         import importlib
 
-        importlib.import_module(f"jobs.{module}.run").run(lake, report, run_date)
+        importlib.import_module(f"jobs.{module}.run").run(lake, report, run_date, **options)
 
     return call
 
@@ -47,10 +47,11 @@ def resolve_date(lake: Lake, run_date: str) -> str:
     return str(last)
 
 
-def run_job(lake: Lake, job: str, run_date: str) -> JobReport:
+def run_job(lake: Lake, job: str, run_date: str, **options) -> JobReport:
+    """One job for one date; ``options`` are the job's own (e.g. identity's ``full``)."""
     run_date = resolve_date(lake, run_date)
     with job_report(job, run_date) as report:
-        JOBS[job](lake, report, run_date)
+        JOBS[job](lake, report, run_date, **options)
     record_run(lake, report)
     return report
 

@@ -319,6 +319,7 @@ def test_stable_ids_rerun_merge_and_split(world):
             template.withColumn("event_id", F.lit(eid))
             .withColumn("event_date", F.lit(next_day).cast("date"))
             .withColumn("event_ts", F.lit(next_day + " 12:00:00").cast("timestamp"))
+            .withColumn("ingested_at", F.current_timestamp())
         )
         for c in ("anonymous_id", "device_id", "user_id", "email_sha256", "phone_sha256"):
             df = df.withColumn(c, F.lit(cols.get(c)).cast("string"))
@@ -329,12 +330,21 @@ def test_stable_ids_rerun_merge_and_split(world):
         event("split-1", device_id=dev["id_value"], user_id=other_user["id_value"])
     )
     lake.append(new, "silver.events")
-    run_job(lake, "identity", next_day)
+    report = run_job(lake, "identity", next_day)
+    assert report.facts["mode"] == "incremental"
+    assert report.read["silver.events"] == 2  # only the new events were read
+    assert report.facts["recomputed identifiers"] < len(before) / 10
     after = {r["node"]: r["person_id"] for r in lake.read("identity.person_map").collect()}
-    lineage = {
-        (r["old_person_id"], r["reason"])
-        for r in lake.read("identity.lineage").where(F.col("run_date") == next_day).collect()
-    }
+    lineage_rows = lake.read("identity.lineage").where(F.col("run_date") == next_day)
+    lineage = {(r["old_person_id"], r["reason"]) for r in lineage_rows.collect()}
+    # the same day as a full rebuild: the same map, row for row, and the same lineage
+    inc_map = sorted(tuple(r) for r in lake.read("identity.person_map").collect())
+    inc_lineage = sorted(tuple(r) for r in lineage_rows.collect())
+    full = run_job(lake, "identity", next_day, full=True)
+    assert full.facts["mode"].startswith("full")
+    assert sorted(tuple(r) for r in lake.read("identity.person_map").collect()) == inc_map
+    lineage_rows = lake.read("identity.lineage").where(F.col("run_date") == next_day)
+    assert sorted(tuple(r) for r in lineage_rows.collect()) == inc_lineage
     touched = {lone["person_id"], known["person_id"], dev["person_id"], other_user["person_id"]}
     untouched = [n for n, p in before.items() if p not in touched]
     assert all(after[n] == before[n] for n in untouched)

@@ -66,10 +66,10 @@ def record_edges(records: DataFrame, blocked: list[str], patterns: list[str]) ->
 
 
 def blocked_identifiers(
-    events: DataFrame, crm: DataFrame | None, blocked: list[str], patterns: list[str]
+    events: DataFrame | None, crm: DataFrame | None, blocked: list[str], patterns: list[str]
 ) -> DataFrame:
     """(node, reason) for every distinct identifier a block rule kept out of the graph."""
-    frames = [_records(events, EVENT_IDENTIFIERS, "event_ts")]
+    frames = [] if events is None else [_records(events, EVENT_IDENTIFIERS, "event_ts")]
     if crm is not None:
         frames.append(_records(crm, CRM_IDENTIFIERS, "updated_at"))
     nodes = None
@@ -86,19 +86,54 @@ def blocked_identifiers(
 
 
 def build_edges(
-    events: DataFrame, crm: DataFrame | None, blocked: list[str], patterns: list[str]
+    events: DataFrame | None, crm: DataFrame | None, blocked: list[str], patterns: list[str]
 ) -> DataFrame:
     """(src, dst, first_seen, last_seen, count); self-edges (src == dst) keep lone identifiers."""
-    parts = record_edges(_records(events, EVENT_IDENTIFIERS, "event_ts"), blocked, patterns)
-    if crm is not None:
-        parts = parts.unionByName(
-            record_edges(_records(crm, CRM_IDENTIFIERS, "updated_at"), blocked, patterns)
+    parts = []
+    if events is not None:
+        parts.append(
+            record_edges(_records(events, EVENT_IDENTIFIERS, "event_ts"), blocked, patterns)
         )
-    return parts.groupBy("src", "dst").agg(
+    if crm is not None:
+        parts.append(record_edges(_records(crm, CRM_IDENTIFIERS, "updated_at"), blocked, patterns))
+    union = parts[0]
+    for p in parts[1:]:
+        union = union.unionByName(p)
+    return union.groupBy("src", "dst").agg(
         F.min("ts").alias("first_seen"),
         F.max("ts").alias("last_seen"),
         F.count("*").alias("count"),
     )
+
+
+def combine_edges(*tables: DataFrame) -> DataFrame:
+    """Edge tables added together: counts summed, first/last seen widened."""
+    union = tables[0].select(*EDGE_COLUMNS)
+    for t in tables[1:]:
+        union = union.unionByName(t.select(*EDGE_COLUMNS))
+    return union.groupBy("src", "dst").agg(
+        F.min("first_seen").alias("first_seen"),
+        F.max("last_seen").alias("last_seen"),
+        F.sum("count").alias("count"),
+    )
+
+
+def changed_endpoints(before: DataFrame, after: DataFrame) -> DataFrame:
+    """(node) of every edge added, removed or changed between two edge tables."""
+    a, b = before.select(*EDGE_COLUMNS), after.select(*EDGE_COLUMNS)
+    diff = a.exceptAll(b).unionByName(b.exceptAll(a))
+    return endpoints(diff)
+
+
+def endpoints(edges: DataFrame) -> DataFrame:
+    return (
+        edges.select(F.col("src").alias("node"))
+        .unionByName(edges.select(F.col("dst").alias("node")))
+        .distinct()
+    )
+
+
+EDGE_COLUMNS = ["src", "dst", "first_seen", "last_seen", "count"]
 
 
 def node_type(col: str = "node"):

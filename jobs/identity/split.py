@@ -23,13 +23,16 @@ def _over_limit(cc: DataFrame, limits: dict[str, int]) -> DataFrame:
 def split_over_limits(
     links: DataFrame, nodes: DataFrame, limits: dict[str, int], max_rounds: int, max_iter: int
 ) -> tuple[DataFrame, DataFrame]:
-    """links(src, dst, count, last_seen), nodes(node) -> (components(node, component),
-    cut edges(src, dst, count, last_seen)). Only offending clusters are recomputed: each round
-    drops their weakest links (fewest co-occurrences, then oldest) and re-runs components."""
+    """links(src, dst, count, last_seen), nodes(node) -> (components(node, component,
+    raw_component), cut edges(src, dst, count, last_seen)). ``raw_component`` is the component
+    before any split: no link crosses it, so an incremental run can recompute one on its own.
+    Only offending clusters are recomputed: each round drops their weakest links (fewest
+    co-occurrences, then oldest) and re-runs components."""
     graph = links.select("src", "dst").unionByName(
         nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
     )
-    cc = connected_components(graph, max_iterations=max_iter).cache()
+    cc = connected_components(graph, max_iterations=max_iter)
+    cc = cc.withColumn("raw_component", F.col("component")).cache()
     empty_cuts = links.where(F.lit(False))
     if not limits:
         return cc, empty_cuts
@@ -58,6 +61,8 @@ def split_over_limits(
         sub_graph = remaining.unionByName(
             bad_nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
         )
-        resplit = connected_components(sub_graph, max_iterations=max_iter)
+        resplit = connected_components(sub_graph, max_iterations=max_iter).join(
+            bad_nodes.select("node", "raw_component"), "node"
+        )
         done = done.join(bad, "component", "left_anti").unionByName(resplit).localCheckpoint()
     return done, cuts
