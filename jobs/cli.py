@@ -63,6 +63,33 @@ def build_parser() -> argparse.ArgumentParser:
                 help="rebuild the whole graph instead of the components new edges reach "
                 "(automatic on a rerun, out-of-order date or identity config change)",
             )
+    r = with_conf(
+        sub.add_parser(
+            "retention", help="delete raw files, bronze and silver events past their retention"
+        )
+    )
+    r.add_argument("--date", type=_date, required=True)
+    e = with_conf(
+        sub.add_parser(
+            "erase",
+            help="erase a person everywhere: tables, old versions, landing files; queue "
+            "audience removals; audit",
+        )
+    )
+    e.add_argument(
+        "--identifier",
+        action="append",
+        default=[],
+        metavar="TYPE=VALUE",
+        help="email=..., phone=..., cookie=..., device=..., user=..., crm=... (repeatable)",
+    )
+    e.add_argument("--person-id", action="append", default=[], help="a person id (repeatable)")
+    e.add_argument("--keep-raw-files", action="store_true", help="do not rewrite the landing files")
+    with_conf(
+        sub.add_parser(
+            "scan-pii", help="look for email- or phone-shaped values in every table and audience"
+        )
+    )
     pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
     pl.add_argument("--date", type=_date, required=True)
     b = with_conf(
@@ -171,6 +198,38 @@ def print_demo_summary(reports, settings) -> None:
         print(f"quality {k}: {v}")
 
 
+def cmd_erase(settings, args) -> int:
+    from jobs.privacy.erase import ErasureError, erase, parse_identifier
+    from jobs.report import job_report
+
+    try:
+        identifiers = [parse_identifier(t) for t in args.identifier]
+    except ErasureError as exc:
+        print(f"dmp erase: {exc}", file=sys.stderr)
+        return 2
+    if not identifiers and not args.person_id:
+        print("dmp erase: give at least one --identifier or --person-id", file=sys.stderr)
+        return 2
+    lake = _lake(settings)
+    with job_report("erase", date.today().isoformat()) as report:
+        audit = erase(lake, report, identifiers, args.person_id, not args.keep_raw_files)
+    print(
+        f"erasure {audit['erasure_id']}: {audit['persons']} person(s) erased; audit row in "
+        "privacy.erasures"
+    )
+    return 0
+
+
+def cmd_scan(settings) -> int:
+    from jobs.privacy.scan import scan
+
+    findings = scan(_lake(settings))
+    for f in findings:
+        print(f"PII-shaped {f['shape']}: {f['rows']:,} rows in {f['where']} column {f['column']}")
+    print(f"scan-pii: {len(findings)} finding(s)")
+    return 1 if findings else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.time()
@@ -185,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
 
             scales = [int(x) for x in args.people.split(",")]
             print(run_bench(settings, scales, args.days, args.out))
+        elif args.command == "erase":
+            return cmd_erase(settings, args)
+        elif args.command == "scan-pii":
+            return cmd_scan(settings)
         elif args.command == "pipeline":
             from jobs.pipeline import run_pipeline
 

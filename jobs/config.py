@@ -99,6 +99,16 @@ class DestinationSettings(_Strict):
     max_rows_per_file: int = Field(1_000_000, ge=1)
 
 
+class PrivacySettings(_Strict):
+    # after an erasure, table versions older than this are vacuumed so time travel cannot bring
+    # the person back; 0 = at once (run erasures when no other job writes the lake)
+    erasure_vacuum_hours: int = Field(0, ge=0)
+    # retention job: days of raw landing files, bronze and silver events to keep (None = all)
+    raw_days: int | None = Field(None, ge=1)
+    bronze_days: int | None = Field(None, ge=1)
+    silver_days: int | None = Field(None, ge=1)
+
+
 class Settings(_Strict):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -108,6 +118,7 @@ class Settings(_Strict):
     segments_dir: str = "conf/segments"
     lookalikes: list[LookalikeSettings] = Field(default_factory=list)
     destinations: list[DestinationSettings] = Field(default_factory=list)
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings)
 
     def resolve(self, path: str) -> str:
         """Resolve a configured location: URIs stay as they are, relative paths hang off the

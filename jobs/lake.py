@@ -32,6 +32,9 @@ TABLES: dict[str, list[str]] = {
     "gold.lookalike_evaluation": ["run_date"],
     "gold.exports": ["run_date"],
     "reports.runs": [],
+    "privacy.erasures": [],
+    "privacy.pending_removals": [],
+    "privacy.retention": [],
 }
 
 
@@ -102,6 +105,14 @@ class Lake:
 
     def read_version(self, table: str, version: int) -> DataFrame:
         return self.spark.read.format("delta").option("versionAsOf", version).load(self.path(table))
+
+    def deleted_rows(self, table: str) -> int:
+        """Rows removed by the table's latest commit (a DELETE or a MERGE that deletes)."""
+        from delta.tables import DeltaTable
+
+        row = DeltaTable.forPath(self.spark, self.path(table)).history(1).first()
+        metrics = row["operationMetrics"] or {}
+        return int(metrics.get("numDeletedRows", metrics.get("numTargetRowsDeleted", 0)))
 
     def last_write_rows(self, table: str) -> int:
         """Rows written by the table's latest commit, from Delta's own operation metrics."""

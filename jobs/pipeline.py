@@ -19,7 +19,8 @@ def _stage(module: str) -> Callable:
     def call(lake, report, run_date, **options):
         import importlib
 
-        importlib.import_module(f"jobs.{module}.run").run(lake, report, run_date, **options)
+        name = module if "." in module else f"{module}.run"
+        importlib.import_module(f"jobs.{name}").run(lake, report, run_date, **options)
 
     return call
 
@@ -33,6 +34,10 @@ JOBS: dict[str, Callable] = {
     "lookalike": _stage("lookalike"),
     "export": _stage("activation"),
 }
+
+
+# run on their own schedule, not part of the daily pipeline
+MAINTENANCE: dict[str, Callable] = {"retention": _stage("privacy.retention")}
 
 
 def resolve_date(lake: Lake, run_date: str) -> str:
@@ -51,7 +56,7 @@ def run_job(lake: Lake, job: str, run_date: str, **options) -> JobReport:
     """One job for one date; ``options`` are the job's own (e.g. identity's ``full``)."""
     run_date = resolve_date(lake, run_date)
     with job_report(job, run_date) as report:
-        JOBS[job](lake, report, run_date, **options)
+        {**JOBS, **MAINTENANCE}[job](lake, report, run_date, **options)
     record_run(lake, report)
     return report
 

@@ -355,3 +355,99 @@ def test_stable_ids_rerun_merge_and_split(world):
     ) in lineage
     assert after[dev["node"]] != before[dev["node"]]  # the device became a hub: split off
     assert (dev["person_id"], "split") in lineage
+
+
+def _mentions(df, values: list[str]):
+    """Rows whose full JSON text mentions any of the values: independent of which columns the
+    eraser looked at."""
+    text = F.to_json(F.struct(*[F.col(c) for c in df.columns]))
+    hit = F.lit(False)
+    for v in values:
+        hit = hit | text.contains(v)
+    return df.where(hit)
+
+
+def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world):
+    from delta.tables import DeltaTable
+
+    from jobs.identity.run import choose_mode, config_hash
+    from jobs.lake import TABLES
+    from jobs.pipeline import run_job
+    from jobs.privacy.erase import erase
+    from jobs.privacy.scan import scan
+    from jobs.report import JobReport
+
+    lake, settings = world["lake"], world["settings"]
+    sent = lake.read("gold.exports").where(
+        (F.col("run_date") == RUN_DATE)
+        & (F.col("destination") == "meta")
+        & (F.col("segment") == "browse_abandoners_winter_coats")
+    )
+    emails = {_node("email", r["value"]): r for r in world["idents"] if r["id_type"] == "email"}
+    pm = lake.read("identity.person_map")
+    target = (
+        pm.where(F.col("node").isin(list(emails)) & ~F.col("is_hub"))
+        .join(sent, "person_id", "left_semi")
+        .orderBy("node")
+        .first()
+    )
+    raw_email = emails[target["node"]]["value"]
+    pid = target["person_id"]
+    nodes = [r["node"] for r in pm.where(F.col("person_id") == pid).collect()]
+    values = [pid] + [n.split(":", 1)[1] for n in nodes]
+    their_events = _mentions(lake.read("silver.events"), values).count()
+    others_before = lake.read("silver.events").count() - their_events
+    assert their_events > 0
+    versions_before = {t: lake.version(t) for t in TABLES if lake.exists(t)}
+
+    audit = erase(lake, JobReport("erase", RUN_DATE), [("email", raw_email.upper())], [])
+
+    assert audit["persons"] == 1 and audit["removals_queued"] >= 1
+    assert audit["raw_lines_removed"] > 0
+    # zero rows about them in every table, whatever column they would hide in
+    for table in TABLES:
+        if lake.exists(table) and table != "privacy.pending_removals":
+            assert _mentions(lake.read(table), values).count() == 0, table
+    # ... and none in the versions before the erasure: vacuumed, so time travel fails or is clean
+    for table, v in versions_before.items():
+        try:
+            old = _mentions(lake.read_version(table, v), values).count()
+        except Exception:  # the files of that version are gone
+            old = 0
+        assert old == 0, table
+    # other people untouched
+    assert lake.read("silver.events").count() == others_before
+    # the audit row says what and how much, never who
+    row = lake.read("privacy.erasures").first()
+    assert json.loads(row["request"])["identifier_types"] == ["email"]
+    assert json.loads(row["rows_deleted"])["silver.events"] == their_events
+    # the landing zone no longer holds their email or their ids
+    raw_root = settings.resolve(settings.storage.raw_root)
+    for path in glob.glob(os.path.join(raw_root, "*", "dt=*", "*")):
+        opener = __import__("gzip").open if path.endswith(".gz") else open
+        with opener(path, "rt") as fh:
+            text = fh.read().lower()
+        assert raw_email.lower() not in text, path
+        assert not any(v.lower() in text for v in values if len(v) >= 8), path
+    # the next identity run cannot trust its incremental state any more
+    _, why = choose_mode(lake, "2026-11-12", config_hash(settings.identity), False)
+    assert "erased" in why
+    # the next audience delta removes them from every audience they were sent in
+    next_day = "2026-11-11"
+    for job in ("profiles", "segments", "export"):
+        run_job(lake, job, next_day)
+    folder = os.path.join(
+        settings.resolve(settings.storage.audience_root),
+        "meta",
+        "browse_abandoners_winter_coats",
+        next_day,
+    )
+    removed = "".join(open(f).read() for f in glob.glob(os.path.join(folder, "remove", "*.csv")))
+    assert hashlib.sha256(raw_email.strip().lower().encode()).hexdigest() in removed
+    full = "".join(open(f).read() for f in glob.glob(os.path.join(folder, "full", "*.csv")))
+    assert hashlib.sha256(raw_email.strip().lower().encode()).hexdigest() not in full
+    pending = lake.read("privacy.pending_removals")
+    assert pending.where(F.col("sent_run_date").isNull()).count() == 0
+    assert DeltaTable.forPath(lake.spark, lake.path("privacy.erasures")).toDF().count() == 1
+    # and nothing email- or phone-shaped anywhere in the lake or the audience files
+    assert scan(lake) == []

@@ -35,6 +35,35 @@ def previous_export(lake: Lake, destination: str, segment: str, run_date: str):
     return None if last is None else ex.where(F.col("run_date") == last).select("person_id")
 
 
+def pending_removals(lake: Lake, run_date: str):
+    """Erased persons still to be removed from audiences: queued by ``dmp erase``, sent by the
+    first export after it (and again if that export date is rerun), dropped once a later
+    export runs."""
+    if not lake.exists("privacy.pending_removals"):
+        return None
+    from delta.tables import DeltaTable
+
+    table = DeltaTable.forPath(lake.spark, lake.path("privacy.pending_removals"))
+    table.delete(F.col("sent_run_date") < run_date)
+    pending = lake.read("privacy.pending_removals").where(
+        F.col("sent_run_date").isNull() | (F.col("sent_run_date") == run_date)
+    )
+    return pending.localCheckpoint()
+
+
+def mark_sent(lake: Lake, published: list[tuple[str, str]], run_date: str) -> None:
+    from delta.tables import DeltaTable
+
+    if not published or not lake.exists("privacy.pending_removals"):
+        return
+    done = F.lit(False)
+    for dest, seg in published:
+        done = done | ((F.col("destination") == dest) & (F.col("segment") == seg))
+    DeltaTable.forPath(lake.spark, lake.path("privacy.pending_removals")).update(
+        F.col("sent_run_date").isNull() & done, {"sent_run_date": F.lit(run_date)}
+    )
+
+
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     spark = lake.spark
     crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
@@ -42,6 +71,11 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     ids = person_identifiers(
         attributed_events(lake, run_date), lake.read("identity.person_map"), crm, blocked
     ).cache()
+    pending = pending_removals(lake, run_date)
+    removal_ids = ids
+    if pending is not None:
+        removal_ids = ids.unionByName(pending.select(*ids.columns))
+    published = []
     profiles = lake.read("gold.profiles")
     members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
     audience_root = lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/")
@@ -63,14 +97,22 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 continue
             rows, rejected = fmt(ids.join(audience, "person_id", "inner"))
             prev = previous_export(lake, dest.name, segment, run_date)
+            erased = None
+            if pending is not None:
+                erased = pending.where(
+                    (F.col("destination") == dest.name) & (F.col("segment") == segment)
+                ).select("person_id")
             shipped = rows.select("person_id").distinct()
             parts = {"full": rows.drop("person_id")}
-            if prev is not None:
+            if prev is not None or erased is not None:
+                prev = prev if prev is not None else erased.where(F.lit(False))
                 adds = shipped.join(prev, "person_id", "left_anti")
                 removes = prev.join(shipped, "person_id", "left_anti")
+                if erased is not None:  # erased since: their last known identifiers
+                    removes = removes.unionByName(erased).distinct()
                 parts["add"] = rows.join(adds, "person_id", "left_semi").drop("person_id")
                 # removals carry the identifiers the platform knows them by, consent or not
-                removed_rows, _ = fmt(ids.join(removes, "person_id", "inner"))
+                removed_rows, _ = fmt(removal_ids.join(removes, "person_id", "inner"))
                 parts["remove"] = removed_rows.drop("person_id")
             folder = f"{audience_root}/{dest.name}/{segment}/{run_date}"
             n_rows = rows.count()
@@ -93,6 +135,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 },
             )
             exported_rows.append((run_date, dest.name, segment, shipped))
+            published.append((dest.name, segment))
             report.written[label] = n_rows
             report.dropped[f"{label} rejected"] = n_rejected
             report.facts[label] = (
@@ -113,3 +156,4 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
         for f in frames[1:]:
             allx = allx.unionByName(f)
         lake.replace_partition(allx, "gold.exports", "run_date", run_date)
+    mark_sent(lake, published, run_date)

@@ -108,6 +108,11 @@ def config_hash(settings) -> str:
     return hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:16]
 
 
+def erasure_count(lake: Lake) -> int:
+    """Erasures so far: one since the previous run invalidates its incremental state."""
+    return lake.read("privacy.erasures").count() if lake.exists("privacy.erasures") else 0
+
+
 def choose_mode(lake: Lake, run_date: str, fingerprint: str, full: bool) -> tuple[dict, str]:
     """-> (state of the previous run or {}, why a full rebuild is needed or '' for incremental).
     Incremental needs the previous run to be the latest one, with the same configuration, and
@@ -128,6 +133,8 @@ def choose_mode(lake: Lake, run_date: str, fingerprint: str, full: bool) -> tupl
     state = prev.asDict()
     if state["config_hash"] != fingerprint:
         return {}, f"identity configuration changed since {state['run_date']}"
+    if erasure_count(lake) != state.get("erasures_seen", 0):
+        return {}, "a person was erased since the previous run"
     try:
         lake.read_version("identity.event_edges", state["event_edges_version"]).limit(1).count()
         lake.read_version("identity.crm_edges", state["crm_edges_version"]).limit(1).count()
@@ -233,6 +240,7 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
         config_hash=fingerprint,
         event_edges_version=versions["event_edges"],
         crm_edges_version=versions["crm_edges"],
+        erasures_seen=erasure_count(lake),
     )
     lake.replace_partition(
         lake.spark.createDataFrame([rep]), "identity.report", "run_date", run_date

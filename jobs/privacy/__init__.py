@@ -1,0 +1,1 @@
+"""Privacy: erasure, PII scanning and retention."""

@@ -1,0 +1,262 @@
+"""Erasure (GDPR art. 17, CCPA deletion): find a person through the identity graph, delete
+every row about them in every table, vacuum the versions time travel could bring back, queue a
+removal for every audience they were last sent in, rewrite the landing files, and record an
+audit row that holds counts, never the identifiers."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from jobs.activation.identifiers import person_identifiers
+from jobs.identity.graph import blocked_nodes
+from jobs.identity.resolve import attribute_events
+from jobs.ingest.normalise import email_hashes, phone_hashes
+from jobs.lake import TABLES, Lake
+from jobs.privacy.raw_files import contains_any, erase_raw
+from jobs.report import JobReport
+
+ID_TYPES = {  # identifier type -> the column that holds it in events, CRM and identity tables
+    "cookie": "anonymous_id",
+    "device": "device_id",
+    "user": "user_id",
+    "email": "email_sha256",
+    "phone": "phone_sha256",
+    "crm": "customer_id",
+}
+PERSON_COLUMNS = ("person_id", "old_person_id", "new_person_id")
+NODE_COLUMNS = ("node", "src", "dst")
+TEXT_COLUMNS = ("unparsed_line", "detail")  # free text that may quote an identifier
+REDACT_TABLES = ("identity.report", "reports.runs", "quality.results")  # aggregates: redact
+
+
+class ErasureError(ValueError):
+    """The request names nothing the lake knows, or is malformed."""
+
+
+def parse_identifier(text: str) -> tuple[str, str]:
+    kind, sep, value = text.partition("=")
+    if not sep or kind not in ID_TYPES or not value.strip():
+        raise ErasureError(
+            f"--identifier {text!r}: expected TYPE=VALUE with TYPE one of {', '.join(ID_TYPES)}"
+        )
+    return kind, value.strip()
+
+
+def request_nodes(lake: Lake, identifiers: list[tuple[str, str]]) -> list[str]:
+    """Identifier nodes as the graph stores them: emails and phones normalised and hashed by
+    the functions ingestion uses (an already hashed value is taken as it is)."""
+    country = lake.settings.ingest.default_country
+    nodes = []
+    for kind, value in identifiers:
+        if kind in ("email", "phone"):
+            v = F.lit(value)
+            col = (
+                email_hashes(v)["email_sha256"]
+                if kind == "email"
+                else phone_hashes(v, F.lit(None), country)["phone_sha256"]
+            )
+            hashed = lake.spark.range(1).select(col.alias("h")).first()["h"]
+            if hashed is None:
+                raise ErasureError(f"--identifier {kind}=...: not a valid {kind}")
+            value = hashed
+        nodes.append(f"{kind}:{value}")
+    return nodes
+
+
+def find_person(lake: Lake, nodes: list[str], person_ids: list[str]) -> tuple[list, list]:
+    """-> (person ids, every identifier node of those persons)."""
+    pm = lake.read("identity.person_map")
+    hit = F.col("node").isin(nodes) | F.col("person_id").isin(person_ids)
+    pids = sorted({r["person_id"] for r in pm.where(hit).select("person_id").distinct().collect()})
+    owned = pm.where(F.col("person_id").isin(pids)).select("node").collect()
+    return pids, sorted(set(nodes) | {r["node"] for r in owned})
+
+
+def by_type(nodes: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for n in nodes:
+        kind, _, value = n.partition(":")
+        out.setdefault(kind, []).append(value)
+    return out
+
+
+def row_predicate(df: DataFrame, ids: dict[str, list[str]], pids: list[str], nodes: list[str]):
+    """The rows of a table that are about the person, or None if the table cannot hold any."""
+    cond: Column | None = None
+
+    def add(c: Column) -> None:
+        nonlocal cond
+        cond = c if cond is None else cond | c
+
+    for kind, col in ID_TYPES.items():
+        if col in df.columns and ids.get(kind):
+            add(F.coalesce(F.col(col).isin(ids[kind]), F.lit(False)))
+    for col in PERSON_COLUMNS:
+        if col in df.columns and pids:
+            add(F.coalesce(F.col(col).isin(pids), F.lit(False)))
+    for col in NODE_COLUMNS:
+        if col in df.columns:
+            add(F.coalesce(F.col(col).isin(nodes), F.lit(False)))
+    clear = [v for k in ("cookie", "device", "user") for v in ids.get(k, [])]
+    for col in TEXT_COLUMNS:
+        if col in df.columns:
+            add(F.coalesce(contains_any(F.col(col), clear), F.lit(False)))
+    return cond
+
+
+def queue_removals(lake: Lake, pids: list[str], erasure_id: str) -> int:
+    """For every (destination, segment) whose latest export held the person: the identifiers
+    the platform knows them by, so the next export's remove file can carry them."""
+    if not lake.exists("gold.exports") or not pids:
+        return 0
+    ex = lake.read("gold.exports")
+    latest = ex.groupBy("destination", "segment").agg(F.max("run_date").alias("run_date"))
+    sent = ex.join(latest, ["destination", "segment", "run_date"]).where(
+        F.col("person_id").isin(pids)
+    )
+    events = lake.read("silver.events")
+    pm = lake.read("identity.person_map")
+    attributed = attribute_events(events, pm, lake.settings.identity.link_types)
+    attributed = attributed.where(F.col("person_id").isin(pids))
+    crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
+    blocked = [n.split(":", 1)[1] for n in blocked_nodes(lake.settings.identity.blocked_emails)]
+    ids = person_identifiers(attributed, pm, crm, blocked).where(F.col("person_id").isin(pids))
+    pending = sent.select("destination", "segment", "person_id").join(ids, "person_id")
+    pending = pending.select(
+        F.lit(erasure_id).alias("erasure_id"),
+        "*",
+        F.lit(None).cast("string").alias("sent_run_date"),
+    ).localCheckpoint()
+    n = pending.count()
+    if n:
+        lake.append(pending, "privacy.pending_removals")
+    return n
+
+
+def _redact(lake: Lake, table: str, values: list[str]) -> int:
+    """Aggregate tables keep their row; any mention of the person is replaced."""
+    from delta.tables import DeltaTable
+
+    df = lake.read(table)
+    strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
+    pattern = "|".join(re.escape(v) for v in values if len(v) >= 8)
+    if not pattern or not strings:
+        return 0
+    hit = F.lit(False)
+    for c in strings:
+        hit = hit | F.coalesce(F.col(c).rlike(pattern), F.lit(False))
+    n = df.where(hit).count()
+    if n:
+        DeltaTable.forPath(lake.spark, lake.path(table)).update(
+            hit, {c: F.regexp_replace(F.col(c), pattern, "<erased>") for c in strings}
+        )
+    return n
+
+
+def erase(
+    lake: Lake,
+    report: JobReport,
+    identifiers: list[tuple[str, str]],
+    person_ids: list[str],
+    raw_files: bool = True,
+) -> dict:
+    from delta.tables import DeltaTable
+
+    spark = lake.spark
+    erasure_id = uuid.uuid4().hex
+    requested_at = datetime.now(UTC).replace(tzinfo=None)
+    nodes = request_nodes(lake, identifiers)
+    with report.step("find the person through the identity graph"):
+        pids, all_nodes = find_person(lake, nodes, person_ids)
+    if not pids:
+        raise ErasureError(
+            "no person in identity.person_map holds the given identifiers or ids; nothing erased"
+        )
+    ids = by_type(all_nodes)
+    report.facts["persons"] = len(pids)
+    report.facts["identifiers"] = len(all_nodes)
+    with report.step("queue removals for the audiences they were sent in"):
+        queued = queue_removals(lake, pids, erasure_id)
+    deleted: dict[str, int] = {}
+    changed = []
+    with report.step("delete their rows in every table"):
+        # quarantined lines of their events carry the event id, not always an identifier
+        events = lake.read("silver.events")
+        their_events = events.where(row_predicate(events, ids, pids, all_nodes))
+        event_ids = their_events.select("event_id").distinct().localCheckpoint()
+        for table in TABLES:
+            if table.startswith("privacy.") or not lake.exists(table):
+                continue
+            values = pids + [v for vs in ids.values() for v in vs]
+            if table in REDACT_TABLES:
+                n = _redact(lake, table, values)
+                if n:
+                    deleted[table], changed = n, [*changed, table]
+                continue
+            dt = DeltaTable.forPath(spark, lake.path(table))
+            df = dt.toDF()
+            pred = row_predicate(df, ids, pids, all_nodes)
+            if pred is None:
+                continue
+            n = 0
+            if "event_id" in df.columns and table == "silver.quarantine":
+                dt.alias("t").merge(
+                    event_ids.alias("s"), "t.event_id = s.event_id"
+                ).whenMatchedDelete().execute()
+                n += lake.deleted_rows(table)
+            if df.where(pred).limit(1).count():
+                dt.delete(pred)
+                n += lake.deleted_rows(table)
+            if n:
+                deleted[table] = n
+                changed.append(table)
+    with report.step(f"vacuum {len(changed)} tables"):
+        hours = lake.settings.privacy.erasure_vacuum_hours
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+        try:
+            for table in changed:
+                # deletion vectors only mask rows: rewrite the files so the rows are really gone
+                spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
+                DeltaTable.forPath(spark, lake.path(table)).vacuum(float(hours))
+        finally:
+            spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+    files = lines = 0
+    if raw_files:
+        with report.step("rewrite landing files"):
+            raw = lake.settings.resolve(lake.settings.storage.raw_root)
+            files, lines = erase_raw(spark, raw, ids, lake.settings.ingest.default_country)
+    audit = {
+        "erasure_id": erasure_id,
+        "requested_at": requested_at,
+        "request": json.dumps(
+            {
+                "identifier_types": sorted({k for k, _ in identifiers}),
+                "person_ids_given": len(person_ids),
+            }
+        ),
+        "persons": len(pids),
+        "identifiers": len(all_nodes),
+        "rows_deleted": json.dumps(deleted, sort_keys=True),
+        "tables_vacuumed": len(changed),
+        "vacuum_retention_hours": lake.settings.privacy.erasure_vacuum_hours,
+        "raw_files_rewritten": files,
+        "raw_lines_removed": lines,
+        "removals_queued": queued,
+    }
+    lake.append(lake.spark.createDataFrame([audit]), "privacy.erasures")
+    report.written.update({f"deleted {t}": n for t, n in deleted.items()})
+    report.facts.update(
+        {
+            "erasure id": erasure_id,
+            "raw files rewritten": files,
+            "raw lines removed": lines,
+            "removals queued": queued,
+        }
+    )
+    return audit
