@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import glob
+import gzip
 import hashlib
 import json
 import os
@@ -166,11 +167,12 @@ def test_lookalike_finds_the_planted_persona(world):
 
 def test_audience_files_are_exact_and_consent_safe(world):
     root = world["settings"].resolve(world["settings"].storage.audience_root)
-    google = os.path.join(root, "google_ads", "browse_abandoners_winter_coats", RUN_DATE)
-    manifest = json.load(open(os.path.join(google, "_MANIFEST.json")))
-    files = glob.glob(os.path.join(google, "full", "*.csv"))
+    google = os.path.join(root, "google_ads", "browse_abandoners_winter_coats", f"dt={RUN_DATE}")
+    assert os.path.exists(os.path.join(google, "_SUCCESS"))
+    manifest = json.load(open(os.path.join(google, "manifest.json")))
+    files = glob.glob(os.path.join(google, "full", "*.csv.gz"))
     assert manifest["rows"] > 0 and files
-    with open(files[0]) as fh:
+    with gzip.open(files[0], "rt") as fh:
         header = fh.readline().strip().split(",")
         rows = [line.strip().split(",") for line in fh]
     assert header == ["Email", "Phone", "First Name", "Last Name", "Country", "Zip"]
@@ -185,9 +187,9 @@ def test_audience_files_are_exact_and_consent_safe(world):
     exported = {r["person_id"] for r in lake.read("gold.exports").collect()}
     assert exported and not (exported & no_consent)
     # The Trade Desk ids are Base64 SHA-256 digests (32 bytes) or raw device ids
-    ttd = os.path.join(root, "the_trade_desk", "browse_abandoners_winter_coats", RUN_DATE)
-    for f in glob.glob(os.path.join(ttd, "full", "*.csv")):
-        for line in open(f).read().splitlines()[1:]:
+    ttd = os.path.join(root, "the_trade_desk", "browse_abandoners_winter_coats", f"dt={RUN_DATE}")
+    for f in glob.glob(os.path.join(ttd, "full", "*.csv.gz")):
+        for line in gzip.open(f, "rt").read().splitlines()[1:]:
             kind, value = line.split(",")
             if kind in ("EmailHash", "PhoneHash"):
                 assert len(base64.b64decode(value)) == 32
@@ -424,7 +426,7 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     # the landing zone no longer holds their email or their ids
     raw_root = settings.resolve(settings.storage.raw_root)
     for path in glob.glob(os.path.join(raw_root, "*", "dt=*", "*")):
-        opener = __import__("gzip").open if path.endswith(".gz") else open
+        opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rt") as fh:
             text = fh.read().lower()
         assert raw_email.lower() not in text, path
@@ -440,11 +442,15 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
         settings.resolve(settings.storage.audience_root),
         "meta",
         "browse_abandoners_winter_coats",
-        next_day,
+        f"dt={next_day}",
     )
-    removed = "".join(open(f).read() for f in glob.glob(os.path.join(folder, "remove", "*.csv")))
+
+    def text(part):
+        return "".join(gzip.open(f, "rt").read() for f in glob.glob(f"{folder}/{part}/*.csv.gz"))
+
+    removed = text("remove")
     assert hashlib.sha256(raw_email.strip().lower().encode()).hexdigest() in removed
-    full = "".join(open(f).read() for f in glob.glob(os.path.join(folder, "full", "*.csv")))
+    full = text("full")
     assert hashlib.sha256(raw_email.strip().lower().encode()).hexdigest() not in full
     pending = lake.read("privacy.pending_removals")
     assert pending.where(F.col("sent_run_date").isNull()).count() == 0

@@ -1,13 +1,16 @@
 """Publishing audience folders atomically on any Hadoop filesystem (local, s3a).
 
-Files are written under a temporary name, moved into place, and the manifest is written last:
-an ad platform (or our own reader) trusts a folder only when its ``_MANIFEST.json`` exists."""
+Files are written under a temporary name and moved into place, then ``manifest.json``, then
+``_SUCCESS``: an ad platform (or our own reader) trusts a folder only once ``_SUCCESS`` exists."""
 
 from __future__ import annotations
 
 import json
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+MANIFEST, SUCCESS = "manifest.json", "_SUCCESS"
 
 
 def _fs(spark: SparkSession, path: str):
@@ -36,6 +39,25 @@ def list_files(spark: SparkSession, folder: str) -> list[str]:
     )
 
 
+def file_checksums(spark: SparkSession, folder: str) -> dict[str, dict]:
+    """{relative path: {sha256, bytes}} of every part file under ``folder``, hashed on the
+    executors (binaryFile), so the driver never reads the audience."""
+    files = (
+        spark.read.format("binaryFile")
+        .option("recursiveFileLookup", "true")
+        .option("pathGlobFilter", "part-*")
+        .load(folder)
+        .select("path", "length", F.sha2("content", 256).alias("sha256"))
+        .collect()
+    )
+    base = folder.rstrip("/").split("://", 1)[-1]
+    out = {}
+    for r in files:
+        rel = r["path"].split("://", 1)[-1].split(base, 1)[-1].lstrip("/")
+        out[rel] = {"sha256": r["sha256"], "bytes": int(r["length"])}
+    return out
+
+
 def publish(
     spark: SparkSession,
     final: str,
@@ -44,27 +66,39 @@ def publish(
     max_rows: int,
     manifest: dict,
 ) -> dict:
-    """Write each part (full / add / remove) under ``final + '._tmp'``, move into place,
-    then write the manifest. A rerun replaces the folder whole."""
+    """Write each part (full / add / remove) under ``final + '._tmp'`` (CSV gzipped), move the
+    folder into place, write ``manifest.json`` (rows, columns, SHA-256 and size of every file),
+    then ``_SUCCESS`` last. Readers trust a folder only once ``_SUCCESS`` exists; a rerun first
+    withdraws the marker, then replaces the folder whole."""
     tmp = final.rstrip("/") + "._tmp"
     fs, tmp_p = _fs(spark, tmp)
     fs.delete(tmp_p, True)
-    files = {}
+    described = {}
     for name, df in parts.items():
         n = df.count()
         # as few files as the platform's size limit allows, never one per shuffle partition
-        df = df.coalesce(max(1, -(-n // max_rows)))
-        writer = df.write.mode("overwrite").option("maxRecordsPerFile", max_rows)
+        out = df.coalesce(max(1, -(-n // max_rows)))
+        writer = out.write.mode("overwrite").option("maxRecordsPerFile", max_rows)
         if fmt == "csv":
-            writer.option("header", "true").csv(f"{tmp}/{name}")
+            writer.option("header", "true").option("compression", "gzip").csv(f"{tmp}/{name}")
         else:
             writer.parquet(f"{tmp}/{name}")
-        files[name] = list_files(spark, f"{tmp}/{name}")
+        described[name] = {"rows": n, "columns": df.columns}
+    sums = file_checksums(spark, tmp)
+    for name, part in described.items():
+        part["files"] = {
+            rel.split("/", 1)[1]: v for rel, v in sorted(sums.items()) if rel.startswith(name + "/")
+        }
     _, final_p = _fs(spark, final)
+    _, success = _fs(spark, f"{final}/{SUCCESS}")
+    fs.delete(success, False)  # withdrawn first: no reader trusts the folder while it changes
     fs.delete(final_p, True)
     fs.mkdirs(final_p.getParent())
     if not fs.rename(tmp_p, final_p):
         raise OSError(f"could not move {tmp} to {final}")
-    manifest = {**manifest, "files": files, "format": fmt}
-    write_text(spark, f"{final}/_MANIFEST.json", json.dumps(manifest, indent=2, sort_keys=True))
+    manifest = {**manifest, "parts": described, "format": fmt}
+    if fmt == "csv":
+        manifest["compression"] = "gzip"
+    write_text(spark, f"{final}/{MANIFEST}", json.dumps(manifest, indent=2, sort_keys=True))
+    write_text(spark, f"{final}/{SUCCESS}", "")
     return manifest

@@ -76,4 +76,29 @@ def generic(ids: DataFrame) -> tuple[DataFrame, DataFrame]:
     return ids.select(*cols), ids.where(F.lit(False)).select("person_id")
 
 
+# what each column holds and how it was normalised and hashed; written into every manifest
+HASHING = {
+    "google": {
+        "Email": "SHA-256 hex of the trimmed, lowercased email; gmail.com/googlemail.com with "
+        "dots removed from the local part",
+        "Phone": "SHA-256 hex of the E.164 number (with +)",
+        "First Name, Last Name": "SHA-256 hex of the trimmed, lowercased name",
+        "Country, Zip": "clear text",
+    },
+    "meta": {
+        "EMAIL": "SHA-256 hex of the trimmed, lowercased email",
+        "PHONE": "SHA-256 hex of the E.164 digits without + (country code included)",
+        "FN, LN": "SHA-256 hex of the lowercased name, a-z only",
+        "ZIP": "SHA-256 hex of the lowercased zip without spaces",
+        "COUNTRY": "SHA-256 hex of the lowercased ISO 3166-1 alpha-2 code",
+        "MADID": "mobile advertiser id, clear text",
+    },
+    "ttd": {
+        "EmailHash": "Base64 of the SHA-256 digest of the UID2-normalised email",
+        "PhoneHash": "Base64 of the SHA-256 digest of the E.164 number",
+        "DAID": "device advertising id, clear text",
+    },
+    "generic": {"*_sha256": "SHA-256 hex as stored in the lake (see README)"},
+}
+
 FORMATS = {"google": google, "meta": meta, "ttd": ttd, "generic": generic}

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from jobs.activation.files import publish
-from jobs.activation.formats import FORMATS
+from jobs.activation.formats import FORMATS, HASHING
 from jobs.activation.identifiers import person_identifiers
 from jobs.identity.graph import blocked_nodes
 from jobs.lake import Lake
@@ -114,7 +114,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 # removals carry the identifiers the platform knows them by, consent or not
                 removed_rows, _ = fmt(removal_ids.join(removes, "person_id", "inner"))
                 parts["remove"] = removed_rows.drop("person_id")
-            folder = f"{audience_root}/{dest.name}/{segment}/{run_date}"
+            folder = f"{audience_root}/{dest.name}/{segment}/dt={run_date}"
             n_rows = rows.count()
             n_rejected = rejected.count()
             manifest = publish(
@@ -132,6 +132,11 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                     "rows": n_rows,
                     "rejected": n_rejected,
                     "delta_against_previous": prev is not None,
+                    "hashing": HASHING[dest.platform],
+                    "source": {
+                        "membership_run_date": run_date,
+                        "tables": "gold.segment_membership",
+                    },
                 },
             )
             exported_rows.append((run_date, dest.name, segment, shipped))
@@ -139,7 +144,8 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             report.written[label] = n_rows
             report.dropped[f"{label} rejected"] = n_rejected
             report.facts[label] = (
-                f"{n_rows:,} rows -> {folder} ({sum(map(len, manifest['files'].values()))} files)"
+                f"{n_rows:,} rows -> {folder} "
+                f"({sum(len(p['files']) for p in manifest['parts'].values())} files)"
             )
             audience.unpersist()
     if exported_rows:

@@ -73,7 +73,16 @@ def find_person(lake: Lake, nodes: list[str], person_ids: list[str]) -> tuple[li
     """-> (person ids, every identifier node of those persons)."""
     pm = lake.read("identity.person_map")
     hit = F.col("node").isin(nodes) | F.col("person_id").isin(person_ids)
-    pids = sorted({r["person_id"] for r in pm.where(hit).select("person_id").distinct().collect()})
+    pids = {r["person_id"] for r in pm.where(hit).select("person_id").distinct().collect()}
+    if pids and lake.exists("identity.lineage"):  # ids they had before merges and splits
+        lineage = lake.read("identity.lineage").select("old_person_id", "new_person_id")
+        for _ in range(20):
+            older = lineage.where(F.col("new_person_id").isin(sorted(pids)))
+            more = {r["old_person_id"] for r in older.collect()} - pids
+            if not more:
+                break
+            pids |= more
+    pids = sorted(pids)
     owned = pm.where(F.col("person_id").isin(pids)).select("node").collect()
     return pids, sorted(set(nodes) | {r["node"] for r in owned})
 
@@ -216,13 +225,16 @@ def erase(
             if n:
                 deleted[table] = n
                 changed.append(table)
-    with report.step(f"vacuum {len(changed)} tables"):
+    # every table, not only the changed ones: an older version of an untouched table (e.g. an
+    # overwritten one) may still hold the person
+    tables = [t for t in TABLES if not t.startswith("privacy.") and lake.exists(t)]
+    with report.step(f"purge and vacuum {len(tables)} tables"):
         hours = lake.settings.privacy.erasure_vacuum_hours
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         try:
-            for table in changed:
-                # deletion vectors only mask rows: rewrite the files so the rows are really gone
-                spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
+            for table in tables:
+                if table in changed:  # deletion vectors only mask rows: rewrite the files
+                    spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
                 DeltaTable.forPath(spark, lake.path(table)).vacuum(float(hours))
         finally:
             spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
@@ -243,7 +255,7 @@ def erase(
         "persons": len(pids),
         "identifiers": len(all_nodes),
         "rows_deleted": json.dumps(deleted, sort_keys=True),
-        "tables_vacuumed": len(changed),
+        "tables_vacuumed": len(tables),
         "vacuum_retention_hours": lake.settings.privacy.erasure_vacuum_hours,
         "raw_files_rewritten": files,
         "raw_lines_removed": lines,
