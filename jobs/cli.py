@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
             "scan-pii", help="look for email- or phone-shaped values in every table and audience"
         )
     )
+    u = with_conf(sub.add_parser("unlock", help="remove a job's lock left by a run that died"))
+    u.add_argument("job")
     pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
     pl.add_argument("--date", type=_date, required=True)
     b = with_conf(
@@ -210,8 +212,11 @@ def cmd_erase(settings, args) -> int:
     if not identifiers and not args.person_id:
         print("dmp erase: give at least one --identifier or --person-id", file=sys.stderr)
         return 2
+    from jobs.locks import job_lock
+
     lake = _lake(settings)
-    with job_report("erase", date.today().isoformat()) as report:
+    today = date.today().isoformat()
+    with job_lock(lake, "erase", today), job_report("erase", today) as report:
         audit = erase(lake, report, identifiers, args.person_id, not args.keep_raw_files)
     print(
         f"erasure {audit['erasure_id']}: {audit['persons']} person(s) erased; audit row in "
@@ -246,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
             print(run_bench(settings, scales, args.days, args.out))
         elif args.command == "erase":
             return cmd_erase(settings, args)
+        elif args.command == "unlock":
+            from jobs.locks import release
+
+            n = release(_lake(settings), args.job)
+            print(f"dmp unlock: {n} lock(s) on {args.job} removed")
         elif args.command == "scan-pii":
             return cmd_scan(settings)
         elif args.command == "pipeline":

@@ -109,6 +109,11 @@ class PrivacySettings(_Strict):
     silver_days: int | None = Field(None, ge=1)
 
 
+class OpsSettings(_Strict):
+    # a job's lock whose owner is not provably alive is taken over after this long
+    lock_stale_minutes: int = Field(360, ge=1)
+
+
 class Settings(_Strict):
     storage: StorageSettings = Field(default_factory=StorageSettings)
     spark: SparkSettings = Field(default_factory=SparkSettings)
@@ -119,6 +124,7 @@ class Settings(_Strict):
     lookalikes: list[LookalikeSettings] = Field(default_factory=list)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)
+    ops: OpsSettings = Field(default_factory=OpsSettings)
 
     def resolve(self, path: str) -> str:
         """Resolve a configured location: URIs stay as they are, relative paths hang off the

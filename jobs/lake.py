@@ -35,6 +35,7 @@ TABLES: dict[str, list[str]] = {
     "privacy.erasures": [],
     "privacy.pending_removals": [],
     "privacy.retention": [],
+    "ops.locks": [],
 }
 
 

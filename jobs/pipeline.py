@@ -54,8 +54,10 @@ def resolve_date(lake: Lake, run_date: str) -> str:
 
 def run_job(lake: Lake, job: str, run_date: str, **options) -> JobReport:
     """One job for one date; ``options`` are the job's own (e.g. identity's ``full``)."""
+    from jobs.locks import job_lock
+
     run_date = resolve_date(lake, run_date)
-    with job_report(job, run_date) as report:
+    with job_lock(lake, job, run_date), job_report(job, run_date) as report:
         {**JOBS, **MAINTENANCE}[job](lake, report, run_date, **options)
     record_run(lake, report)
     return report
