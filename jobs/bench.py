@@ -56,10 +56,89 @@ def _cc_vs_networkx(lake) -> dict:
     }
 
 
+PROFILE_SQL = """
+SELECT person_id,
+  COUNT(*) AS events,
+  MIN(event_ts) AS first_seen,
+  MAX(event_ts) AS last_seen,
+  COUNT(DISTINCT session_id) AS sessions,
+  SUM(CASE WHEN event_type = 'purchase' THEN 1 ELSE 0 END) AS purchases,
+  ROUND(SUM(CASE WHEN event_type = 'purchase' THEN COALESCE(revenue, 0) ELSE 0 END), 2) AS revenue,
+  SUM(CASE WHEN event_type = 'product_view' THEN 1 ELSE 0 END) AS product_views,
+  SUM(CASE WHEN event_type = 'add_to_cart' THEN 1 ELSE 0 END) AS carts,
+  SUM(CASE WHEN source = 'web' THEN 1 ELSE 0 END) AS web_events,
+  SUM(CASE WHEN source = 'app' THEN 1 ELSE 0 END) AS app_events,
+  SUM(CASE WHEN source = 'email' THEN 1 ELSE 0 END) AS email_events,
+  COUNT(DISTINCT category) AS categories
+FROM events WHERE person_id IS NOT NULL GROUP BY person_id
+"""
+
+
+def _profiles_vs_duckdb(lake, run_date: str, folder: str) -> dict:
+    """The core profile aggregation as one SQL text, run by Spark and by DuckDB (2 threads) on
+    the same Parquet files of attributed events; both results written to Parquet, then
+    compared row by row."""
+    import duckdb
+
+    from jobs.profiles.run import attributed_events
+
+    spark = lake.spark
+    src, out_spark, out_duck = f"{folder}/events", f"{folder}/spark", f"{folder}/duckdb.parquet"
+    cols = ["person_id", "event_ts", "session_id", "event_type", "revenue", "source", "category"]
+    attributed_events(lake, run_date).select(*cols).write.mode("overwrite").parquet(src)
+    spark.read.parquet(src).createOrReplaceTempView("events")
+    t0 = time.time()
+    spark.sql(PROFILE_SQL).write.mode("overwrite").parquet(out_spark)
+    t_spark = time.time() - t0
+    con = duckdb.connect()
+    con.execute("SET threads = 2")
+    con.execute(f"CREATE VIEW events AS SELECT * FROM read_parquet('{src}/*.parquet')")
+    t0 = time.time()
+    con.execute(f"COPY ({PROFILE_SQL}) TO '{out_duck}' (FORMAT parquet)")
+    t_duck = time.time() - t0
+    a = f"read_parquet('{out_spark}/*.parquet')"
+    b = f"read_parquet('{out_duck}')"
+    rows = con.execute(f"SELECT count(*) FROM {b}").fetchone()[0]
+    differ = con.execute(
+        f"SELECT count(*) FROM ((SELECT * FROM {a} EXCEPT SELECT * FROM {b}) "
+        f"UNION ALL (SELECT * FROM {b} EXCEPT SELECT * FROM {a}))"
+    ).fetchone()[0]
+    return {"persons": rows, "spark_s": t_spark, "duckdb_s": t_duck, "differ": differ}
+
+
+def _jvm_peak_mib(spark) -> float:
+    """Peak resident memory of the driver JVM (local mode: the whole Spark), from /proc."""
+    pid = spark._jvm.java.lang.ProcessHandle.current().pid()
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _hold_out_last_day(raw: str, day: str, sources: list[str]) -> str:
+    """Moves the last day's event files aside (the CRM export stays): the cold run sees the
+    days before, the daily run then gets one new day, as in production."""
+    aside = f"{raw}/../held-out"
+    for source in sources:
+        folder = f"{raw}/{source}/dt={day}"
+        if os.path.isdir(folder):
+            os.makedirs(f"{aside}/{source}", exist_ok=True)
+            shutil.move(folder, f"{aside}/{source}/dt={day}")
+    return aside
+
+
+def _bring_back(raw: str, aside: str) -> None:
+    for source in os.listdir(aside):
+        for day in os.listdir(f"{aside}/{source}"):
+            shutil.move(f"{aside}/{source}/{day}", f"{raw}/{source}/{day}")
+    shutil.rmtree(aside)
+
+
 def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: str) -> str:
     from jobs.generate import generate
     from jobs.lake import Lake
-    from jobs.pipeline import run_pipeline
+    from jobs.pipeline import run_job, run_pipeline
     from jobs.session import get_spark
 
     base = settings.resolve("data/bench")
@@ -82,11 +161,24 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
         t_gen = time.time() - t0
         spark = spark or get_spark(s, app_name="dmp-bench")
         lake = Lake(spark, s)
-        run_date = (date(2026, 11, 1) + timedelta(days=days - 1)).isoformat()
+        last = (date(2026, 11, 1) + timedelta(days=days - 1)).isoformat()
+        before = (date(2026, 11, 1) + timedelta(days=days - 2)).isoformat()
+        aside = _hold_out_last_day(f"{root}/raw", last, s.ingest.sources)
         t0 = time.time()
-        reports = run_pipeline(lake, run_date)
+        reports = run_pipeline(lake, before)  # cold: every day but the last
         total = time.time() - t0
+        _bring_back(f"{root}/raw", aside)
+        t0 = time.time()
+        daily = run_pipeline(lake, last)  # the next day: incremental identity
+        daily_total = time.time() - t0
+        inc_map = lake.read("identity.person_map").select("node", "person_id")
+        inc_map = inc_map.localCheckpoint()
+        full = run_job(lake, "identity", last, full=True)
+        same = lake.read("identity.person_map").select("node", "person_id")
+        same = inc_map.exceptAll(same).isEmpty() and same.exceptAll(inc_map).isEmpty()
+        by_job = {r.job: r for r in daily}
         cc = _cc_vs_networkx(lake)
+        prof = _profiles_vs_duckdb(lake, last, f"{root}/duckdb-compare")
         results.append(
             {
                 "people": people,
@@ -95,14 +187,30 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
                 "generate_s": t_gen,
                 "total_s": total,
                 "stages": {r.job: r.seconds for r in reports},
+                "daily_s": daily_total,
+                "daily": {r.job: r.seconds for r in daily},
+                "daily_events": by_job["ingest"].written.get("silver.events", 0),
+                "identity_incremental_s": by_job["identity"].seconds,
+                "identity_full_s": full.seconds,
+                "identity_recomputed": by_job["identity"].facts.get("recomputed identifiers"),
+                "identity_nodes": full.facts.get("recomputed identifiers"),
+                "identity_same": same,
+                "identity_mode": by_job["identity"].facts.get("mode"),
                 "cc": cc,
+                "profiles": prof,
+                "jvm_peak_mib": _jvm_peak_mib(spark),
             }
         )
+        say(f"[bench] {people:,} people done: cold {total:.0f}s, daily {daily_total:.0f}s")
     peak_driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     text = _markdown(results, days, people_scales, peak_driver)
     with open(out_md, "w") as fh:
         fh.write(text)
     return text
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
 
 
 def _markdown(results, days, scales, peak_mb) -> str:
@@ -113,11 +221,13 @@ def _markdown(results, days, scales, peak_mb) -> str:
         "",
         "Reproduce: `make bench` (= `dmp bench --people "
         + ",".join(map(str, scales))
-        + f" --days {days}`). Each scale generates fresh data with "
-        "seed 42, runs the whole pipeline once (cold: the lake starts empty), then runs this "
-        "project's connected components and networkx on the identity graph it produced.",
+        + f" --days {days}`). Each scale generates fresh data (seed 42), runs the whole "
+        f"pipeline cold on the first {days - 1} days (the lake starts empty), then the daily "
+        "run of the last day (new event files only, incremental identity), then a full identity "
+        "rebuild of that day for comparison; then this project's connected components against "
+        "networkx, and the core profile aggregation in Spark against DuckDB, on the same data.",
         "",
-        "## Pipeline",
+        f"## Cold pipeline ({days - 1} days at once)",
         "",
         "| people | events | raw lines | ingest lines/s | " + " | ".join(JOBS) + " | total |",
         "|---" * 12 + "|",
@@ -139,6 +249,34 @@ def _markdown(results, days, scales, peak_mb) -> str:
         ]
     lines += [
         "",
+        "## The daily run (one new day) and incremental identity",
+        "",
+        "| people | new events | " + " | ".join(JOBS) + " | daily total | daily / cold |",
+        "|---" * (len(JOBS) + 4) + "|",
+    ]
+    for r in results:
+        d = r["daily"]
+        lines.append(
+            f"| {r['people']:,} | {r['daily_events']:,} | "
+            + " | ".join(f"{d[j]:.0f}s" for j in JOBS)
+            + f" | {r['daily_s']:.0f}s | {_ratio(r['daily_s'], r['total_s'])} |"
+        )
+    lines += [
+        "",
+        "| people | identity incremental | identity full rebuild | incremental / full | "
+        "identifiers recomputed | same person map |",
+        "|---" * 6 + "|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r['people']:,} | {r['identity_incremental_s']:.1f}s | "
+            f"{r['identity_full_s']:.1f}s | "
+            f"{_ratio(r['identity_incremental_s'], r['identity_full_s'])} | "
+            f"{r['identity_recomputed']:,} of {r['identity_nodes']:,} | "
+            f"{'yes' if r['identity_same'] else 'NO'} |"
+        )
+    lines += [
+        "",
         "## Connected components on the identity graph",
         "",
         "| people | nodes | edges | this project | networkx | agree |",
@@ -152,10 +290,34 @@ def _markdown(results, days, scales, peak_mb) -> str:
         )
     lines += [
         "",
-        f"Peak driver (Python) memory: {peak_mb:,.0f} MiB.",
+        "## Profile aggregation: Spark vs DuckDB on the same Parquet",
+        "",
+        "The core profile aggregation (`jobs/bench.py: PROFILE_SQL`: counts, first / last seen, "
+        "sessions, purchases, revenue, channel mix, distinct categories per person) run by both "
+        "engines on the same attributed events; both outputs written to Parquet and compared "
+        "row by row.",
+        "",
+        "| people | persons | Spark | DuckDB (2 threads) | Spark / DuckDB | rows that differ |",
+        "|---" * 6 + "|",
+    ]
+    for r in results:
+        p = r["profiles"]
+        lines.append(
+            f"| {r['people']:,} | {p['persons']:,} | {p['spark_s']:.1f}s | {p['duckdb_s']:.2f}s "
+            f"| {_ratio(p['spark_s'], p['duckdb_s'])} | {p['differ']} |"
+        )
+    lines += [
+        "",
+        "## Memory",
+        "",
+        f"Peak driver (Python) memory: {peak_mb:,.0f} MiB. Peak JVM resident memory (local mode: "
+        "driver and executors in one JVM), cumulative over the run: "
+        + ", ".join(f"{r['jvm_peak_mib']:,.0f} MiB after {r['people']:,} people" for r in results)
+        + ".",
         "",
         "GraphFrames is not on the comparison: Maven Central as reachable from this machine "
-        "serves no `io.graphframes` artifact (checked 2026-11-29), so it cannot be resolved here.",
+        "serves no `io.graphframes` artifact (checked again 2026-11-29; the `graphframes-py` "
+        "wheel on PyPI carries no JVM code), so it cannot be resolved here.",
         "",
     ]
     return "\n".join(lines)
