@@ -42,6 +42,11 @@ class S3Settings(_Strict):
     region: str = "us-east-1"
     path_style_access: bool = True
     ssl_enabled: bool = False
+    # bounded retries: an unreachable or failing store fails the job in seconds, not hours
+    max_attempts: int = Field(3, ge=1)  # AWS SDK attempts per request
+    retry_limit: int = Field(3, ge=0)  # s3a retries of a failed operation, backing off
+    retry_interval: str = "500ms"  # first back-off, doubled each retry
+    connect_timeout: str = "5s"
 
 
 class StorageSettings(_Strict):

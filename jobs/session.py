@@ -54,6 +54,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.path.style.access": str(s3.path_style_access).lower(),
         "spark.hadoop.fs.s3a.endpoint.region": s3.region,
         "spark.hadoop.fs.s3a.connection.ssl.enabled": str(s3.ssl_enabled).lower(),
+        "spark.hadoop.fs.s3a.attempts.maximum": str(s3.max_attempts),
+        "spark.hadoop.fs.s3a.retry.limit": str(s3.retry_limit),
+        "spark.hadoop.fs.s3a.retry.interval": s3.retry_interval,
+        "spark.hadoop.fs.s3a.retry.throttle.limit": str(s3.retry_limit),
+        "spark.hadoop.fs.s3a.connection.establish.timeout": s3.connect_timeout,
         # Keys only from the environment / AWS chain, never from config files.
         "spark.hadoop.fs.s3a.aws.credentials.provider": (
             "software.amazon.awssdk.auth.credentials.EnvironmentVariableCredentialsProvider,"

@@ -103,3 +103,60 @@ def test_a_failure_mid_export_leaves_no_success_and_the_next_run_completes(
     monkeypatch.undo()
     publish(spark, FOLDER, _parts(spark, 60, 3), "csv", 100, {"run_date": "2026-11-02"})
     _check_complete(bucket, 60, 3)
+
+
+@pytest.fixture()
+def faulty_store(spark, tmp_path):
+    """A second MinIO on its own port for bucket `faulty` only (per-bucket s3a endpoint), so
+    it can be stopped and started without touching the session's server."""
+    import subprocess
+
+    import boto3
+
+    from tests.conftest import ROOT, _free_port
+
+    script, port = str(ROOT / "infra" / "scripts" / "s3-server.sh"), _free_port()
+    folder = str(tmp_path / "faulty-s3")
+    subprocess.run(["bash", script, "start", folder, str(port)], check=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    spark._jsc.hadoopConfiguration().set("fs.s3a.bucket.faulty.endpoint", endpoint)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+    client.create_bucket(Bucket="faulty")
+
+    def stop():
+        subprocess.run(["bash", script, "stop", folder], check=True)
+
+    def start():
+        subprocess.run(["bash", script, "start", folder, str(port)], check=True)
+
+    yield client, stop, start
+    stop()
+
+
+def test_the_store_going_down_fails_the_export_fast_and_the_next_run_completes(spark, faulty_store):
+    import time
+
+    client, stop, start = faulty_store
+    folder = "s3a://faulty/google/vip/dt=2026-11-03"
+    publish(spark, folder, _parts(spark, 20, 1), "csv", 100, {"run_date": "2026-11-03"})
+    stop()
+    t0 = time.time()
+    with pytest.raises(Exception) as failure:
+        publish(spark, folder, _parts(spark, 30, 2), "csv", 100, {"run_date": "2026-11-03"})
+    assert time.time() - t0 < 120  # bounded retries, not the SDK's defaults
+    assert "faulty" in str(failure.value) or "127.0.0.1" in str(failure.value)
+    start()
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="faulty").get("Contents", [])]
+    # the first export is intact and still trusted, or withdrawn: never a mixed folder
+    if "google/vip/dt=2026-11-03/_SUCCESS" in keys:
+        manifest = json.loads(
+            client.get_object(Bucket="faulty", Key="google/vip/dt=2026-11-03/manifest.json")[
+                "Body"
+            ].read()
+        )
+        assert manifest["parts"]["full"]["rows"] == 20
+    publish(spark, folder, _parts(spark, 30, 2), "csv", 100, {"run_date": "2026-11-03"})
+    body = client.get_object(Bucket="faulty", Key="google/vip/dt=2026-11-03/manifest.json")
+    assert json.loads(body["Body"].read())["parts"]["full"]["rows"] == 30
+    keys = [o["Key"] for o in client.list_objects_v2(Bucket="faulty").get("Contents", [])]
+    assert "google/vip/dt=2026-11-03/_SUCCESS" in keys and not [k for k in keys if "_tmp" in k]
