@@ -5,6 +5,10 @@
 - ``dmp_segments_refresh``: re-evaluate segments and lookalikes for a date (e.g. after a
   definition changed); it updates the ``segment_membership`` asset.
 - ``dmp_export``: scheduled on that asset; exports the latest segment run to the ad platforms.
+- ``dmp_privacy``: daily retention (raw files, bronze, silver past their configured days), then
+  a PII scan of every table and audience file that fails the run on any finding. Erasure stays
+  a command (``dmp erase``): a request passed as DAG parameters would store the identifiers in
+  Airflow's metadata database.
 
 No project, Spark or pandas import here: all logic lives in ``jobs/`` and runs under
 spark-submit. The Spark master comes from the Airflow connection ``spark_default``.
@@ -34,12 +38,12 @@ DEFAULT_ARGS = {
 }
 
 
-def job(task_id: str, date: str = "{{ ds }}", **kwargs) -> SparkSubmitOperator:
+def job(task_id: str, date: str = "{{ ds }}", args=None, **kwargs) -> SparkSubmitOperator:
     return SparkSubmitOperator(
         task_id=task_id,
         conn_id="spark_default",
         application=CLI,
-        application_args=[task_id, "--date", date],
+        application_args=args or [task_id, "--date", date],
         jars=JARS or None,
         name=f"dmp-{task_id}",
         env_vars={"PYTHONPATH": PROJECT},
@@ -87,3 +91,11 @@ with dmp_dag(
     ["activation"],
 ):
     job("export", date="latest", outlets=[AUDIENCES])
+
+with dmp_dag(
+    "dmp_privacy",
+    "retention, then a PII scan of every table and audience file",
+    "@daily",
+    ["privacy"],
+):
+    chain([job("retention"), job("scan-pii", args=["scan-pii"])])

@@ -15,7 +15,7 @@ def _bag():
 def test_dagbag_loads_without_errors():
     bag = _bag()
     assert bag.import_errors == {}
-    assert set(bag.dags) == {"dmp_daily", "dmp_segments_refresh", "dmp_export"}
+    assert set(bag.dags) == {"dmp_daily", "dmp_segments_refresh", "dmp_export", "dmp_privacy"}
 
 
 def test_daily_order_settings_and_templating():
@@ -42,3 +42,13 @@ def test_no_heavy_imports_at_dag_top_level():
     text = (DAGS / "dmp_daily.py").read_text()
     for banned in ("import pyspark", "from pyspark", "import pandas", "from jobs", "import jobs"):
         assert banned not in text
+
+
+def test_privacy_dag_runs_retention_then_a_scan_that_parses():
+    from jobs.cli import build_parser
+
+    dag = _bag().dags["dmp_privacy"]
+    assert [t.task_id for t in dag.topological_sort()] == ["retention", "scan-pii"]
+    for t in dag.tasks:  # every command line the DAG would run is one the CLI accepts
+        args = [a.replace("{{ ds }}", "2026-11-29") for a in t.application_args]
+        assert build_parser().parse_args(args).command == t.task_id
