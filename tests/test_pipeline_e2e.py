@@ -449,6 +449,19 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
         return "".join(gzip.open(f, "rt").read() for f in glob.glob(f"{folder}/{part}/*.csv.gz"))
 
     removed = text("remove")
+    # the delta is exact against what was shipped before: prev - remove + add == full
+    prev_folder = folder.replace(f"dt={next_day}", f"dt={RUN_DATE}")
+
+    def rows(path):
+        out = set()
+        for f in glob.glob(f"{path}/*.csv.gz"):
+            out |= set(gzip.open(f, "rt").read().splitlines()[1:])
+        return out
+
+    prev_rows, now_rows = rows(f"{prev_folder}/full"), rows(f"{folder}/full")
+    adds, removes = rows(f"{folder}/add"), rows(f"{folder}/remove")
+    assert removes <= prev_rows and not (adds & prev_rows)
+    assert (prev_rows - removes) | adds == now_rows
     assert hashlib.sha256(raw_email.strip().lower().encode()).hexdigest() in removed
     full = text("full")
     assert hashlib.sha256(raw_email.strip().lower().encode()).hexdigest() not in full

@@ -35,6 +35,30 @@ def previous_export(lake: Lake, destination: str, segment: str, run_date: str):
     return None if last is None else ex.where(F.col("run_date") == last).select("person_id")
 
 
+def last_export_date(lake: Lake, destination: str, segment: str, run_date: str) -> str | None:
+    if not lake.exists("gold.exports"):
+        return None
+    ex = lake.read("gold.exports").where(
+        (F.col("destination") == destination)
+        & (F.col("segment") == segment)
+        & (F.col("run_date") < run_date)
+    )
+    return ex.agg(F.max("run_date")).first()[0]
+
+
+def published_rows(spark, folder: str, file_format: str):
+    """The rows the platform was given in a complete earlier export (None if that folder is
+    gone or was never completed): deltas are computed against what was really shipped."""
+    from jobs.activation.files import SUCCESS, _fs
+
+    fs, marker = _fs(spark, f"{folder}/{SUCCESS}")
+    if not fs.exists(marker):
+        return None
+    if file_format == "csv":
+        return spark.read.option("header", "true").csv(f"{folder}/full")
+    return spark.read.parquet(f"{folder}/full")
+
+
 def pending_removals(lake: Lake, run_date: str):
     """Erased persons still to be removed from audiences: queued by ``dmp erase``, sent by the
     first export after it (and again if that export date is rerun), dropped once a later
@@ -104,7 +128,29 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 ).select("person_id")
             shipped = rows.select("person_id").distinct()
             parts = {"full": rows.drop("person_id")}
-            if prev is not None or erased is not None:
+            kind = "parquet" if dest.platform == "generic" else "csv"
+            prev_date = last_export_date(lake, dest.name, segment, run_date)
+            before = None
+            if prev_date is not None:
+                before = published_rows(
+                    spark, f"{audience_root}/{dest.name}/{segment}/dt={prev_date}", kind
+                )
+            if before is not None:
+                # row level, against the files last shipped: a merge, a split, a changed email
+                # or an erased person all become exactly the adds and removes the platform needs
+                now = parts["full"]
+                if kind == "csv":
+                    now = now.select(*[F.col(c).cast("string").alias(c) for c in now.columns])
+                parts["add"] = now.subtract(before)
+                removes = before.subtract(now)
+                if erased is not None:  # erased since, in case their rows were not shipped
+                    gone, _ = fmt(removal_ids.join(erased, "person_id", "inner"))
+                    gone = gone.drop("person_id")
+                    if kind == "csv":
+                        gone = gone.select(*[F.col(c).cast("string").alias(c) for c in now.columns])
+                    removes = removes.unionByName(gone).distinct()
+                parts["remove"] = removes
+            elif prev is not None or erased is not None:
                 prev = prev if prev is not None else erased.where(F.lit(False))
                 adds = shipped.join(prev, "person_id", "left_anti")
                 removes = prev.join(shipped, "person_id", "left_anti")
@@ -121,7 +167,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 spark,
                 folder,
                 parts,
-                "parquet" if dest.platform == "generic" else "csv",
+                kind,
                 dest.max_rows_per_file,
                 {
                     "destination": dest.name,
@@ -131,7 +177,11 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                     "people": size,
                     "rows": n_rows,
                     "rejected": n_rejected,
-                    "delta_against_previous": prev is not None,
+                    "delta_against": (
+                        f"files of dt={prev_date}"
+                        if before is not None
+                        else ("person ids of the last export" if "remove" in parts else None)
+                    ),
                     "hashing": HASHING[dest.platform],
                     "source": {
                         "membership_run_date": run_date,
