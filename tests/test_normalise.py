@@ -13,8 +13,11 @@ from jobs.ingest.normalise import (
     meta_name,
     normalise_email,
     normalise_phone,
+    phone_hashes,
     uid2_email,
 )
+
+EMAIL_FORMS = ["email_sha256", "email_google_sha256", "email_uid2_sha256"]
 
 
 def sha(s: str) -> str:
@@ -99,4 +102,46 @@ def test_ttd_email_is_base64_of_the_digest(spark):
     assert row["IdType"] == "EmailHash"
     assert row["Id"] == base64.b64encode(hashlib.sha256(uid2.encode()).digest()).decode()
     assert row["Id"] != base64.b64encode(hashlib.sha256(email.encode()).digest()).decode()
+    assert rejected.count() == 0
+
+
+# Published test vectors: UID2 "Normalization and Encoding" (the rules The Trade Desk uses),
+# https://unifiedid.com/docs/getting-started/gs-normalization-encoding
+UID2_EMAILS = [
+    ("USER@example.com", "tMmiiTI7IaAcPpQPFQ65uMVCWH8av9jw4cwf/F5HVRQ="),
+    ("MyEmail@example.com", "FsGNM28LJQ8OLZB0Us65ZYp07NrovJSGTCMSKnLMJ6U="),
+    ("My.Email@example.com", "4itTvG+HEnTzpiqzejyu1yFPwU1nYhWpaiQvz62hyB8="),
+    ("Jane.Saoirse@example.com", "sZZDLHuYmiypHIN5mVfFFdpT5sE6vyC3j+qU8RfpC/g="),
+    ("JaneSaoirse+Work@example.com", "KKruSBUjDNO069iMUVImVQZm6RrAGZKeOtrD9mwogYA="),
+    ("JANE.SAOIRSE@gmail.com", "ku4mBX7Z3qJTXWyLFB1INzkyR2WZGW4ANSJUiW21iI8="),
+    ("JaneSaoirse+Work@gmail.com", "ku4mBX7Z3qJTXWyLFB1INzkyR2WZGW4ANSJUiW21iI8="),
+]
+UID2_PHONE = ("1 (234) 567-8901", "US", "EObwtHBUqDNZR33LNSMdtt5cafsYFuGmuY4ZLenlue4=")
+
+
+def test_the_trade_desk_file_matches_the_published_uid2_vectors(spark):
+    rows = [(f"p{i}", e) for i, (e, _) in enumerate(UID2_EMAILS)]
+    raw = spark.createDataFrame(rows, "person_id string, email string")
+    phone = spark.createDataFrame(
+        [("ph", UID2_PHONE[0], UID2_PHONE[1])], "p string, v string, c string"
+    )
+    e164 = phone.select(phone_hashes(F.col("v"), F.col("c"), "US")["phone_sha256"].alias("h"))
+    ids = raw.select(
+        "person_id",
+        *[c.alias(n) for n, c in email_hashes(F.col("email")).items()],
+        F.lit(None).cast("string").alias("phone_sha256"),
+        F.lit(None).cast("string").alias("device_id"),
+    ).unionByName(
+        e164.select(
+            F.lit("ph").alias("person_id"),
+            *[F.lit(None).cast("string").alias(n) for n in EMAIL_FORMS],
+            F.col("h").alias("phone_sha256"),
+            F.lit(None).cast("string").alias("device_id"),
+        )
+    )
+    out, rejected = ttd(ids)
+    got = {(r["person_id"], r["IdType"]): r["Id"] for r in out.collect()}
+    for i, (_, expected) in enumerate(UID2_EMAILS):
+        assert got[(f"p{i}", "EmailHash")] == expected
+    assert got[("ph", "PhoneHash")] == UID2_PHONE[2]
     assert rejected.count() == 0

@@ -470,3 +470,26 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     assert DeltaTable.forPath(lake.spark, lake.path("privacy.erasures")).toDF().count() == 1
     # and nothing email- or phone-shaped anywhere in the lake or the audience files
     assert scan(lake) == []
+
+
+def test_retention_keeps_exactly_the_configured_days(world):
+    from jobs.config import PrivacySettings
+    from jobs.pipeline import run_job
+
+    base = world["lake"]
+    days = PrivacySettings(raw_days=5, bronze_days=5, silver_days=5)
+    lake = Lake(base.spark, world["settings"].model_copy(update={"privacy": days}))
+    cutoff = "2026-11-05"
+    silver = lake.read("silver.events")
+    keep = silver.where(F.col("event_date") >= cutoff).count()
+    drop = silver.count() - keep
+    bronze_keep = lake.read("bronze.events").where(F.col("dt") >= cutoff).count()
+    report = run_job(lake, "retention", RUN_DATE)
+    assert lake.read("silver.events").count() == keep and drop > 0
+    assert report.dropped[f"silver.events before {cutoff}"] == drop
+    assert lake.read("silver.events").where(F.col("event_date") < cutoff).count() == 0
+    assert lake.read("bronze.events").count() == bronze_keep
+    raw = world["settings"].resolve(world["settings"].storage.raw_root)
+    days_left = {os.path.basename(p)[3:] for p in glob.glob(os.path.join(raw, "*", "dt=*"))}
+    assert days_left and min(days_left) >= cutoff
+    assert lake.read("privacy.retention").where(F.col("run_date") == RUN_DATE).count() == 3
