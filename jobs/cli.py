@@ -90,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
             "scan-pii", help="look for email- or phone-shaped values in every table and audience"
         )
     )
+    c = with_conf(
+        sub.add_parser(
+            "crash-test",
+            help="SIGKILL jobs at random moments, rerun, compare with an uninterrupted run",
+        )
+    )
+    c.add_argument("--people", type=int, default=200)
+    c.add_argument("--days", type=int, default=3)
+    c.add_argument("--jobs", default="ingest,identity,segments,export")
+    c.add_argument("--trials", type=int, default=3)
+    c.add_argument("--workdir", default="data/crash-test")
     u = with_conf(sub.add_parser("unlock", help="remove a job's lock left by a run that died"))
     u.add_argument("job")
     pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
@@ -251,6 +262,25 @@ def main(argv: list[str] | None = None) -> int:
             print(run_bench(settings, scales, args.days, args.out))
         elif args.command == "erase":
             return cmd_erase(settings, args)
+        elif args.command == "crash-test":
+            from jobs.crash import run_crash_test
+
+            results = run_crash_test(
+                settings,
+                args.people,
+                args.days,
+                args.jobs.split(","),
+                args.trials,
+                settings.resolve(args.workdir),
+            )
+            bad = [r for r in results if not r["identical"]]
+            for r in results:
+                state = "identical" if r["identical"] else f"DIFFERS in {', '.join(r['differ'])}"
+                print(
+                    f"{r['job']:<10} trial {r['trial']} killed={r['killed']!s:<5} "
+                    f"after {r['delay_s']}s: {state}"
+                )
+            return 1 if bad else 0
         elif args.command == "unlock":
             from jobs.locks import release
 
