@@ -44,13 +44,18 @@ def snapshot(spark, settings: Settings) -> dict[str, list]:
     from jobs.lake import TABLES, Lake
 
     lake = Lake(spark, settings)
+    here = str(Path(settings.storage.lake_root).parent)  # file paths differ by copy only
+
+    def norm(v) -> str:
+        return str(v).replace(here, "<root>")
+
     out: dict[str, list] = {}
     for table in TABLES:
         if table in VOLATILE_TABLES or not lake.exists(table):
             continue
         df = lake.read(table)
         cols = sorted(c for c in df.columns if c not in VOLATILE_COLUMNS)
-        out[table] = sorted(tuple(str(v) for v in r) for r in df.select(*cols).collect())
+        out[table] = sorted(tuple(norm(v) for v in r) for r in df.select(*cols).collect())
     root = Path(settings.storage.audience_root)
     for folder in sorted(root.glob("*/*/dt=*")) if root.exists() else []:
         key = str(folder.relative_to(root))
