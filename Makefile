@@ -17,7 +17,7 @@ test: setup s3-server
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check dags/ --select AIR3
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 lint: setup
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
