@@ -68,7 +68,7 @@ def test_daily_dag_on_the_cluster_matches_a_local_run(
     """dag.test() runs the real daily DAG: every task spark-submits its job to the standalone
     cluster; the lake it leaves equals the one an in-process local run leaves."""
     landing = tmp_path / "landing"
-    generate(str(landing), 150, 4, 31, date(2026, 11, 1), progress=lambda m: None)
+    generate(str(landing), 250, 5, 31, date(2026, 11, 1), progress=lambda m: None)
     local_conf = _conf(tmp_path, "local", landing)
     cluster_conf = _conf(tmp_path, "cluster", landing)
 
