@@ -126,6 +126,9 @@ class Settings(_Strict):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     segments_dir: str = "conf/segments"
+    # segment overlaps are exact while the self-join has at most this many (person, a, b) rows,
+    # estimated from Theta sketches above it
+    segment_overlap_exact_max_pairs: int = Field(50_000_000, ge=0)
     lookalikes: list[LookalikeSettings] = Field(default_factory=list)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     privacy: PrivacySettings = Field(default_factory=PrivacySettings)

@@ -28,6 +28,9 @@ TABLES: dict[str, list[str]] = {
     "gold.profiles": [],
     "gold.segment_membership": ["run_date"],
     "gold.segment_changes": ["run_date"],
+    "gold.segment_history": [],
+    "gold.segment_stats": ["run_date"],
+    "gold.segment_overlap": ["run_date"],
     "gold.lookalike_scores": ["run_date"],
     "gold.lookalike_evaluation": ["run_date"],
     "gold.exports": ["run_date"],
@@ -90,6 +93,13 @@ class Lake:
             writer = writer.option(
                 "replaceWhere", f"run_date = '{run_date}' AND {key} IN ({quoted})"
             )
+        writer.save(self.path(table))
+
+    def replace_where(self, df: DataFrame, table: str, predicate: str) -> None:
+        """Replace the rows matching a Delta predicate with ``df``, in one commit."""
+        writer = self._writer(df, table).mode("overwrite")
+        if self.exists(table):
+            writer = writer.option("replaceWhere", predicate)
         writer.save(self.path(table))
 
     def append(self, df: DataFrame, table: str, txn: tuple[str, int] | None = None) -> None:

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from jobs.lake import Lake
 from jobs.lookalike.model import features, fit_and_score
 from jobs.report import JobReport
-from jobs.segments.run import write_membership
+from jobs.segments.run import write_membership, write_overlaps
 
 
 def segment_name(lookalike: str, pct: float) -> str:
@@ -51,7 +51,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                     F.lit(name).alias("segment"), "person_id"
                 )
                 seg_rows = rows if seg_rows is None else seg_rows.unionByName(rows)
-            sizes = write_membership(lake, seg_rows, run_date, names)
+            stats = write_membership(lake, seg_rows, run_date, names)
             ev = result.evaluation
             eval_row = spark.createDataFrame(
                 [
@@ -75,6 +75,9 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             report.facts[f"{la.name} AUC"] = round(ev["auc"], 3)
             for p in la.reach_percents:
                 report.facts[f"{la.name} {p:g}% reach"] = (
-                    f"{sizes[segment_name(la.name, p)]:,} people, recall "
+                    f"{stats[segment_name(la.name, p)]['size']:,} people, recall "
                     f"{ev[f'recall_at_{p:g}pct']:.2f}, lift {ev[f'lift_at_{p:g}pct']:.1f}x"
                 )
+    if lake.settings.lookalikes:
+        with report.step("pairwise overlaps with the lookalike segments"):
+            report.facts["overlap method"] = write_overlaps(lake, run_date)

@@ -1,42 +1,117 @@
-"""Segments job: evaluate every segment definition for the run date, keep the history."""
+"""Segments job: evaluate every segment definition for the run date, keep the history, sizes
+and overlaps."""
 
 from __future__ import annotations
 
+from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
 from jobs.lake import Lake
 from jobs.profiles.run import attributed_events
 from jobs.report import JobReport
-from jobs.segments.membership import changes
+from jobs.segments import history
+from jobs.segments.overlap import overlaps
 from jobs.segments.rules import evaluate, load_segments
 
 
-def previous_membership(lake: Lake, run_date: str, segments: list[str] | None = None):
-    """The latest membership before ``run_date`` (None on a first run)."""
+def previous_run(lake: Lake, run_date: str, segments: list[str]) -> str | None:
+    """The latest membership run of these segments before ``run_date``."""
     if not lake.exists("gold.segment_membership"):
         return None
     m = lake.read("gold.segment_membership")
-    last = m.where(F.col("run_date") < run_date).agg(F.max("run_date")).first()[0]
-    if last is None:
-        return None
-    prev = m.where(F.col("run_date") == last)
-    return prev.where(F.col("segment").isin(segments)) if segments else prev
+    cond = (F.col("run_date") < run_date) & F.col("segment").isin(segments)
+    last = m.where(cond).agg(F.max("run_date")).first()[0]
+    return None if last is None else str(last)
 
 
-def write_membership(lake: Lake, members, run_date: str, segments: list[str]) -> dict[str, int]:
-    """Replace this run's membership of the given segments and record entries and exits."""
-    members = members.withColumn("run_date", F.lit(run_date)).persist()
-    prev = previous_membership(lake, run_date, segments)
-    lake.replace_keys(members, "gold.segment_membership", run_date, "segment", segments)
-    lake.replace_keys(
-        changes(members, prev, run_date), "gold.segment_changes", run_date, "segment", segments
+def lineage_steps(lake: Lake, after: str | None, run_date: str) -> list:
+    """Identity lineage of each identity run in (after, run_date], oldest first."""
+    if after is None or not lake.exists("identity.lineage"):
+        return []
+    lin = lake.read("identity.lineage").where(
+        (F.col("run_date") > after) & (F.col("run_date") <= run_date)
     )
-    sizes = {
-        r["segment"]: r["n"]
-        for r in members.groupBy("segment").agg(F.count("*").alias("n")).collect()
+    dates = sorted(str(r[0]) for r in lin.select("run_date").distinct().collect())
+    return [lin.where(F.col("run_date") == d) for d in dates]
+
+
+def write_membership(lake: Lake, members, run_date: str, segments: list[str]) -> dict[str, dict]:
+    """Replace this run's membership of the given segments, move its history on (entries,
+    exits, memberships moved by identity merges and splits) and record the run's statistics.
+    -> {segment: {size, previous_size, entered, exited, moved}}."""
+    members = (
+        members.select("segment", "person_id")
+        .distinct()
+        .withColumn("run_date", F.lit(run_date))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
+    prev = previous_run(lake, run_date, segments)
+    old = lake.read("gold.segment_history") if lake.exists("gold.segment_history") else None
+    rows, changes = history.update(
+        old, members, lineage_steps(lake, prev, run_date), segments, run_date
+    )
+    # computed from the history as it was: pinned before that history is rewritten
+    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
+    changes.count()
+    lake.replace_keys(members, "gold.segment_membership", run_date, "segment", segments)
+    lake.replace_where(rows, "gold.segment_history", history.rewritten_rows(segments, run_date))
+    lake.replace_keys(
+        changes.withColumn("run_date", F.lit(run_date)),
+        "gold.segment_changes",
+        run_date,
+        "segment",
+        segments,
+    )
+    stats = {
+        s: {"size": 0, "previous_size": None, "entered": 0, "exited": 0, "moved": 0}
+        for s in segments
     }
-    members.unpersist()
-    return {s: sizes.get(s, 0) for s in segments}
+    for r in members.groupBy("segment").agg(F.count("*").alias("n")).collect():
+        stats[r["segment"]]["size"] = r["n"]
+    if prev is not None:
+        for s in stats.values():
+            s["previous_size"] = 0
+        before = lake.read("gold.segment_membership").where(
+            (F.col("run_date") == prev) & F.col("segment").isin(segments)
+        )
+        for r in before.groupBy("segment").agg(F.count("*").alias("n")).collect():
+            stats[r["segment"]]["previous_size"] = r["n"]
+    for r in changes.groupBy("segment", "change").agg(F.count("*").alias("n")).collect():
+        stats[r["segment"]][r["change"]] = r["n"]
+    stats_df = lake.spark.createDataFrame(
+        [
+            (run_date, name, s["size"], s["previous_size"], s["entered"], s["exited"], s["moved"])
+            for name, s in stats.items()
+        ],
+        "run_date string, segment string, size long, previous_size long, entered long, "
+        "exited long, moved long",
+    )
+    lake.replace_keys(stats_df, "gold.segment_stats", run_date, "segment", segments)
+    for df in (members, rows, changes):
+        df.unpersist()
+    return stats
+
+
+def write_overlaps(lake: Lake, run_date: str) -> str:
+    """Pairwise overlaps of every segment of the run date; -> the method used."""
+    members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
+    out, method = overlaps(members, lake.settings.segment_overlap_exact_max_pairs)
+    lake.replace_partition(
+        out.withColumn("run_date", F.lit(run_date)), "gold.segment_overlap", "run_date", run_date
+    )
+    return method
+
+
+def describe(stats: dict) -> str:
+    """'1,234 people (+56 since the previous run: 80 entered, 20 exited, 4 moved)'."""
+    size, prev = stats["size"], stats["previous_size"]
+    if prev is None:
+        return f"{size:,} people (first run)"
+    return (
+        f"{size:,} people ({size - prev:+,} since the previous run: {stats['entered']:,} "
+        f"entered, {stats['exited']:,} exited, {stats['moved']:,} moved by identity)"
+    )
 
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
@@ -44,8 +119,10 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     profiles = lake.read("gold.profiles")
     with report.step(f"evaluate {len(segments)} segments"):
         members = evaluate(profiles, attributed_events(lake, run_date), segments, run_date)
-        sizes = write_membership(lake, members, run_date, list(segments))
+        stats = write_membership(lake, members, run_date, list(segments))
+    with report.step("pairwise overlaps"):
+        report.facts["overlap method"] = write_overlaps(lake, run_date)
     report.read["gold.profiles"] = lake.last_write_rows("gold.profiles")
-    report.written["gold.segment_membership"] = sum(sizes.values())
-    for name, n in sizes.items():
-        report.facts[f"segment {name}"] = n
+    report.written["gold.segment_membership"] = sum(s["size"] for s in stats.values())
+    for name, s in stats.items():
+        report.facts[f"segment {name}"] = describe(s)
