@@ -94,6 +94,10 @@ class LookalikeSettings(_Strict):
     unlabelled_ratio: float = Field(5.0, gt=0)
     consented_only: bool = True
     seed: int = 7
+    # profile feature groups the model sees (the cosine baseline always uses the affinities)
+    features: list[Literal["affinity", "counts", "channels", "recency"]] = Field(
+        default_factory=lambda: ["affinity", "counts", "channels", "recency"], min_length=1
+    )
 
 
 class DestinationSettings(_Strict):

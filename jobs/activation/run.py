@@ -23,27 +23,30 @@ def consented(members, profiles):
     return members.join(ok, "person_id", "left_semi")
 
 
-def previous_export(lake: Lake, destination: str, segment: str, run_date: str):
-    if not lake.exists("gold.exports"):
-        return None
-    ex = lake.read("gold.exports").where(
-        (F.col("destination") == destination)
-        & (F.col("segment") == segment)
-        & (F.col("run_date") < run_date)
-    )
-    last = ex.agg(F.max("run_date")).first()[0]
-    return None if last is None else ex.where(F.col("run_date") == last).select("person_id")
-
-
 def last_export_date(lake: Lake, destination: str, segment: str, run_date: str) -> str | None:
     if not lake.exists("gold.exports"):
         return None
-    ex = lake.read("gold.exports").where(
-        (F.col("destination") == destination)
-        & (F.col("segment") == segment)
-        & (F.col("run_date") < run_date)
+    return (
+        _exports_of(lake, destination, segment)
+        .where(F.col("run_date") < run_date)
+        .agg(F.max("run_date"))
+        .first()[0]
     )
-    return ex.agg(F.max("run_date")).first()[0]
+
+
+def _exports_of(lake: Lake, destination: str, segment: str):
+    return lake.read("gold.exports").where(
+        (F.col("destination") == destination) & (F.col("segment") == segment)
+    )
+
+
+def previous_export(lake: Lake, destination: str, segment: str, last: str | None):
+    """The people of the export of ``last`` (the date from ``last_export_date``)."""
+    if last is None:
+        return None
+    return (
+        _exports_of(lake, destination, segment).where(F.col("run_date") == last).select("person_id")
+    )
 
 
 def published_rows(spark, folder: str, file_format: str):
@@ -120,7 +123,8 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 report.facts[f"{label}"] = f"skipped ({size:,} < {dest.min_audience_size:,})"
                 continue
             rows, rejected = fmt(ids.join(audience, "person_id", "inner"))
-            prev = previous_export(lake, dest.name, segment, run_date)
+            prev_date = last_export_date(lake, dest.name, segment, run_date)
+            prev = previous_export(lake, dest.name, segment, prev_date)
             erased = None
             if pending is not None:
                 erased = pending.where(
@@ -129,7 +133,6 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             shipped = rows.select("person_id").distinct()
             parts = {"full": rows.drop("person_id")}
             kind = "parquet" if dest.platform == "generic" else "csv"
-            prev_date = last_export_date(lake, dest.name, segment, run_date)
             before = None
             if prev_date is not None:
                 before = published_rows(

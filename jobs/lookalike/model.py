@@ -1,16 +1,20 @@
 """Positive-unlabelled lookalike model in Spark ML: features, fit, score, reach, evaluation.
 
-Seeds are positives, a sample of everyone else is "unlabelled"; a logistic regression on
-scaled profile features learns what sets seeds apart. Scoring is a distributed transform;
-reach levels are score thresholds from approximate quantiles (no global sort, no all-pairs).
+Seeds are positives, a sample of everyone else is "unlabelled"; a logistic regression and
+gradient-boosted trees on scaled profile features learn what sets seeds apart, and the better on
+a validation split is kept. A cosine-similarity baseline is scored on the same split. Scoring is
+a distributed transform; reach levels are score thresholds from approximate quantiles (no global
+sort, no all-pairs).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import dataclass
 
-from pyspark.ml import Pipeline
-from pyspark.ml.classification import LogisticRegression
+from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.ml.feature import StandardScaler, VectorAssembler
 from pyspark.ml.functions import vector_to_array
@@ -44,10 +48,18 @@ def top_categories(profiles: DataFrame, limit: int = 50) -> list[str]:
     return sorted(r["category"] for r in rows)
 
 
-def features(profiles: DataFrame, categories: list[str] | None = None) -> DataFrame:
-    """Profile -> numeric feature columns: category affinity shares, log counts, channel mix,
-    recency. Purchases, carts and revenue are left out on purpose: seeds are usually defined by
-    them, and a model that sees them only learns the seed rule back (label leakage)."""
+FEATURE_GROUPS = ("affinity", "counts", "channels", "recency")
+
+
+def features(
+    profiles: DataFrame,
+    categories: list[str] | None = None,
+    groups: tuple[str, ...] | list[str] = FEATURE_GROUPS,
+) -> DataFrame:
+    """Profile -> numeric feature columns by group: category affinity shares, log counts,
+    channel mix, recency. Purchases, carts and revenue are left out on purpose: seeds are usually
+    defined by them, and a model that sees them only learns the seed rule back (label leakage).
+    Affinity columns are always present (the cosine baseline needs them)."""
     cats = categories or top_categories(profiles)
     c = F.col
     total_aff = F.aggregate(F.map_values("category_views"), F.lit(0.0), lambda a, x: a + x)
@@ -57,24 +69,95 @@ def features(profiles: DataFrame, categories: list[str] | None = None) -> DataFr
         )
         for k in cats
     ]
-    cols += [
-        F.log1p(F.coalesce(c(k), F.lit(0)).cast("double")).alias(f"log_{k}") for k in COUNT_FEATURES
-    ]
-    total = F.greatest(c("events"), F.lit(1))
-    cols += [(c(f"{s}_events") / total).alias(f"share_{s}") for s in ("web", "app", "email")]
-    cols += [F.coalesce(c("recency_days"), F.lit(365)).cast("double").alias("recency")]
+    if "counts" in groups:
+        cols += [
+            F.log1p(F.coalesce(c(k), F.lit(0)).cast("double")).alias(f"log_{k}")
+            for k in COUNT_FEATURES
+        ]
+    if "channels" in groups:
+        total = F.greatest(c("events"), F.lit(1))
+        cols += [(c(f"{s}_events") / total).alias(f"share_{s}") for s in ("web", "app", "email")]
+    if "recency" in groups:
+        cols += [F.coalesce(c("recency_days"), F.lit(365)).cast("double").alias("recency")]
     return profiles.select("person_id", "ad_consent", *cols)
 
 
-def feature_names(df: DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in ("person_id", "ad_consent", "label")]
+def affinity_names(df: DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("aff_")]
+
+
+def feature_names(df: DataFrame, groups=FEATURE_GROUPS) -> list[str]:
+    names = [c for c in df.columns if c not in ("person_id", "ad_consent", "label")]
+    return [c for c in names if "affinity" in groups or not c.startswith("aff_")]
+
+
+def candidates(seed: int) -> dict:
+    """The models tried every run; the one with the best validation AUC is kept."""
+    return {
+        "logistic_regression": LogisticRegression(
+            featuresCol="features", labelCol="label", regParam=0.01, maxIter=50
+        ),
+        "gradient_boosted_trees": GBTClassifier(
+            featuresCol="features", labelCol="label", maxDepth=3, maxIter=20, seed=seed
+        ),
+    }
+
+
+def cosine_to_seed(feats: DataFrame, seeds: DataFrame) -> DataFrame:
+    """The baseline: cosine similarity of a person's category affinity vector to the seeds'
+    average one. -> feats + baseline_score."""
+    names = affinity_names(feats)
+    centre = seeds.agg(*[F.avg(n).alias(n) for n in names]).first()
+    v = [float(centre[n] or 0.0) for n in names]
+    norm_c = math.sqrt(sum(x * x for x in v)) or 1.0
+    dot = sum((F.col(n) * F.lit(x) for n, x in zip(names, v, strict=True)), F.lit(0.0))
+    norm = F.sqrt(sum((F.col(n) * F.col(n) for n in names), F.lit(0.0)))
+    cos = F.when(norm > 0, dot / (norm * F.lit(norm_c))).otherwise(F.lit(0.0))
+    return feats.withColumn("baseline_score", cos)
+
+
+class LookalikeError(ValueError):
+    """The lookalike cannot be built from this seed and population."""
 
 
 @dataclass
 class LookalikeResult:
     scores: DataFrame  # person_id, score, reach_bucket (eligible population only)
-    evaluation: dict[str, float]
+    evaluation: dict[str, float | str]
     thresholds: dict[float, float]
+    model: PipelineModel  # scores any profile features, including people never seen in training
+
+
+def score(model: PipelineModel, feats: DataFrame) -> DataFrame:
+    """person_id, score in [0, 1] for every row of ``feats``: a distributed transform."""
+    probability = vector_to_array("probability")[1]
+    return model.transform(feats).select("person_id", probability.alias("score"))
+
+
+def _thresholds(scored: DataFrame, column: str, reach_percents: list[float]) -> dict:
+    probs = [1 - p / 100.0 for p in reach_percents]
+    cuts = scored.approxQuantile(column, probs, 0.001) if probs else []
+    if not cuts:  # nobody to rank: no threshold can be met
+        cuts = [float("inf")] * len(reach_percents)
+    return dict(zip(reach_percents, cuts, strict=True))
+
+
+def _recalls(held: DataFrame, column: str, thresholds: dict) -> dict[float, float]:
+    """Share of held-out seeds at or above each reach level's threshold."""
+    if not thresholds:
+        return {}
+    row = held.agg(
+        *[
+            F.avg((F.col(column) >= F.lit(t)).cast("double")).alias(str(p))
+            for p, t in thresholds.items()
+        ]
+    ).first()
+    return {p: float(row[str(p)] or 0.0) for p in thresholds}
+
+
+def _uniform(column: str, seed: int):
+    """A number in [0, 1) from the column's hash and the seed: a reproducible coin."""
+    return F.pmod(F.xxhash64(F.col(column), F.lit(seed)), F.lit(1_000_003)) / F.lit(1_000_003.0)
 
 
 def fit_and_score(
@@ -86,7 +169,9 @@ def fit_and_score(
     unlabelled_ratio: float,
     seed: int,
     consented_only: bool,
+    groups=FEATURE_GROUPS,
 ) -> LookalikeResult:
+    t0 = time.monotonic()
     seeds = seeds.select("person_id").distinct()
     n_seed = seeds.count()
     if n_seed < min_seed:
@@ -98,56 +183,86 @@ def fit_and_score(
         0.0, ["label"]
     )
     pos = labelled.where("label = 1")
-    pos_train, pos_hold = pos.randomSplit([1 - holdout, holdout], seed=seed)
     unl = labelled.where("label = 0")
     n_unl = unl.count()
-    frac = min(1.0, unlabelled_ratio * n_seed / max(n_unl, 1))
-    unl_sample = unl.sample(fraction=frac, seed=seed)
-    unl_train, unl_hold = unl_sample.randomSplit([1 - holdout, holdout], seed=seed)
-    names = feature_names(feats)
-    pipeline = Pipeline(
-        stages=[
-            VectorAssembler(inputCols=names, outputCol="raw_features"),
-            StandardScaler(inputCol="raw_features", outputCol="features"),
-            LogisticRegression(featuresCol="features", labelCol="label", regParam=0.01, maxIter=50),
-        ]
-    )
-    model = pipeline.fit(pos_train.unionByName(unl_train))
-    score = vector_to_array("probability")[1]
+    if n_unl == 0:
+        raise LookalikeError(
+            "everyone with a profile is in the seed: nobody to learn the difference from or to "
+            "reach"
+        )
+    frac = min(1.0, unlabelled_ratio * n_seed / n_unl)
+    # sampling and splits hash the person id with the seed: the same people land in the same
+    # split whatever the partitioning (randomSplit and sample depend on it)
+    u = _uniform("person_id", seed)
+    unl_sample = unl.where(_uniform("person_id", seed + 1) < frac)
+    val = holdout / 2  # train / validation (model choice) / hold-out (the reported numbers)
+    fit_cut, val_cut = 1 - holdout - val, 1 - holdout
+
+    def parts(df):
+        return (
+            df.where(u < fit_cut),
+            df.where((u >= fit_cut) & (u < val_cut)),
+            df.where(u >= val_cut),
+        )
+
+    pos_fit, pos_val, pos_hold = parts(pos)
+    unl_fit, unl_val, unl_hold = parts(unl_sample)
+    fit, validation = pos_fit.unionByName(unl_fit), pos_val.unionByName(unl_val)
+    fit = fit.cache()
+    auc_of = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="rawPrediction")
+    assemble = [
+        VectorAssembler(inputCols=feature_names(feats, groups), outputCol="raw_features"),
+        StandardScaler(inputCol="raw_features", outputCol="features"),
+    ]
+    evaluation: dict[str, float | str] = {}
+    models = {}
+    for name, estimator in candidates(seed).items():
+        models[name] = Pipeline(stages=[*assemble, estimator]).fit(fit)
+        evaluation[f"validation_auc_{name}"] = float(
+            auc_of.evaluate(models[name].transform(validation))
+        )
+    chosen = max(models, key=lambda n: (evaluation[f"validation_auc_{n}"], n))
+    model = models[chosen]
+    fit.unpersist()
+    t1 = time.monotonic()
 
     hold = model.transform(pos_hold.unionByName(unl_hold))
-    auc = BinaryClassificationEvaluator(
-        labelCol="label", rawPredictionCol="rawPrediction"
-    ).evaluate(hold)
-
-    eligible = labelled.where("label = 0")
-    if consented_only:
-        eligible = eligible.where(F.col("ad_consent"))
-    scored = model.transform(eligible).select("person_id", score.alias("score")).cache()
-    hold_scored = model.transform(pos_hold).select(score.alias("score")).cache()
-    probs = [1 - p / 100.0 for p in reach_percents]
-    cuts = scored.approxQuantile("score", probs, 0.001) if probs else []
-    thresholds = dict(zip(reach_percents, cuts, strict=True))
-    # smallest reach level whose threshold the score clears
+    auc = auc_of.evaluate(hold)
+    eligible = unl if not consented_only else unl.where(F.col("ad_consent"))
+    scored = score(model, eligible).cache()
+    thresholds = _thresholds(scored, "score", reach_percents)
     bucket = F.lit(None).cast("double")
     for p in sorted(reach_percents, reverse=True):
         bucket = F.when(F.col("score") >= F.lit(thresholds[p]), F.lit(float(p))).otherwise(bucket)
     scored = scored.withColumn("reach_bucket", bucket)
+    n_eligible = scored.count()
+    t2 = time.monotonic()
 
-    n_hold = hold_scored.count()
-    evaluation = {"auc": float(auc), "seed_size": float(n_seed), "holdout_seeds": float(n_hold)}
-    recalls = (
-        hold_scored.agg(
-            *[
-                F.avg((F.col("score") >= F.lit(thresholds[p])).cast("double")).alias(str(p))
-                for p in reach_percents
-            ]
-        ).first()
-        if reach_percents and n_hold
-        else None
+    # the baseline on the same split: cosine to the training seeds' mean affinity
+    base = cosine_to_seed(eligible, pos_fit)
+    base_hold = cosine_to_seed(pos_hold.unionByName(unl_hold), pos_fit)
+    base_auc = BinaryClassificationEvaluator(
+        labelCol="label", rawPredictionCol="baseline_score"
+    ).evaluate(base_hold)
+    base_thresholds = _thresholds(base, "baseline_score", reach_percents)
+    held_seeds = score(model, pos_hold).cache()
+    recall = _recalls(held_seeds, "score", thresholds)
+    base_recall = _recalls(base_hold.where("label = 1"), "baseline_score", base_thresholds)
+    evaluation.update(
+        {
+            "model": chosen,
+            "auc": float(auc),
+            "baseline_auc": float(base_auc),
+            "seed_size": float(n_seed),
+            "holdout_seeds": float(held_seeds.count()),
+            "eligible": float(n_eligible),
+            "train_seconds": round(t1 - t0, 2),
+            "score_seconds": round(t2 - t1, 2),
+        }
     )
     for p in reach_percents:
-        r = float(recalls[str(p)] or 0.0) if recalls else 0.0
-        evaluation[f"recall_at_{p:g}pct"] = r
-        evaluation[f"lift_at_{p:g}pct"] = r / (p / 100.0)
-    return LookalikeResult(scores=scored, evaluation=evaluation, thresholds=thresholds)
+        evaluation[f"recall_at_{p:g}pct"] = recall.get(p, 0.0)
+        evaluation[f"lift_at_{p:g}pct"] = recall.get(p, 0.0) / (p / 100.0)
+        evaluation[f"baseline_recall_at_{p:g}pct"] = base_recall.get(p, 0.0)
+    held_seeds.unpersist()
+    return LookalikeResult(scores=scored, evaluation=evaluation, thresholds=thresholds, model=model)

@@ -32,6 +32,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 la.unlabelled_ratio,
                 la.seed,
                 la.consented_only,
+                la.features,
             )
             scores = result.scores.select(
                 F.lit(run_date).alias("run_date"),
@@ -72,11 +73,28 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             report.written["gold.lookalike_scores"] = (
                 report.written.get("gold.lookalike_scores", 0) + written.count()
             )
-            report.facts[f"{la.name} AUC"] = round(ev["auc"], 3)
+            report.facts[f"{la.name} model"] = (
+                f"{ev['model']} (validation AUC "
+                + ", ".join(
+                    f"{k.removeprefix('validation_auc_')} {v:.3f}"
+                    for k, v in ev.items()
+                    if k.startswith("validation_auc_")
+                )
+                + ")"
+            )
+            report.facts[f"{la.name} AUC"] = (
+                f"{ev['auc']:.3f} on held-out seeds (cosine baseline {ev['baseline_auc']:.3f})"
+            )
+            if not ev["eligible"]:
+                report.facts[f"{la.name} warning"] = (
+                    "nobody is eligible (consented and outside the seed): the lookalike "
+                    "segments are empty"
+                )
             for p in la.reach_percents:
                 report.facts[f"{la.name} {p:g}% reach"] = (
                     f"{stats[segment_name(la.name, p)]['size']:,} people, recall "
-                    f"{ev[f'recall_at_{p:g}pct']:.2f}, lift {ev[f'lift_at_{p:g}pct']:.1f}x"
+                    f"{ev[f'recall_at_{p:g}pct']:.2f}, lift {ev[f'lift_at_{p:g}pct']:.1f}x, "
+                    f"baseline recall {ev[f'baseline_recall_at_{p:g}pct']:.2f}"
                 )
     if lake.settings.lookalikes:
         with report.step("pairwise overlaps with the lookalike segments"):

@@ -31,6 +31,8 @@ def collect_numbers(lake: Lake, run_date: str) -> dict:
         "identity": {},
         "segments": {},
         "segment_changes": {},
+        "segment_stats": [],
+        "overlaps": [],
         "lookalike": [],
         "exports": [],
     }
@@ -66,6 +68,13 @@ def collect_numbers(lake: Lake, run_date: str) -> dict:
             .collect()
         ):
             out["segment_changes"].setdefault(r["segment"], {})[r["change"]] = r["n"]
+    for table, key in (
+        ("gold.segment_stats", "segment_stats"),
+        ("gold.segment_overlap", "overlaps"),
+    ):
+        if lake.exists(table):
+            rows = lake.read(table).where(F.col("run_date") == run_date).drop("run_date")
+            out[key] = [r.asDict() for r in rows.orderBy(*rows.columns[:2]).collect()]
     if lake.exists("gold.lookalike_evaluation"):
         out["lookalike"] = [
             {"lookalike": r["lookalike"], **json.loads(r["metrics"])}
@@ -113,6 +122,8 @@ def _plots(numbers: dict) -> dict[str, str]:
         ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1, 0.5))
         plots["Segment sizes"] = _png(fig)
         plt.close(fig)
+    if numbers["overlaps"]:
+        plots["Segment overlaps (Jaccard)"] = _overlap_heatmap(plt, numbers["overlaps"])
     hist = json.loads(numbers["identity"].get("size_histogram") or "{}")
     if hist:
         order = sorted(hist, key=lambda k: (len(k), k))
@@ -129,6 +140,13 @@ def _plots(numbers: dict) -> dict[str, str]:
         if reach:
             fig, ax = plt.subplots(figsize=(5, 3))
             ax.plot(reach, [la[f"recall_at_{p:g}pct"] for p in reach], marker="o", label="model")
+            if f"baseline_recall_at_{reach[0]:g}pct" in la:
+                ax.plot(
+                    reach,
+                    [la[f"baseline_recall_at_{p:g}pct"] for p in reach],
+                    marker="s",
+                    label="cosine baseline",
+                )
             ax.plot(reach, [p / 100 for p in reach], linestyle="--", label="random")
             ax.set_xlabel("reach (% of eligible people)")
             ax.set_ylabel("held-out seeds found")
@@ -137,6 +155,25 @@ def _plots(numbers: dict) -> dict[str, str]:
             plots[f"Lookalike {la['lookalike']}"] = _png(fig)
             plt.close(fig)
     return plots
+
+
+def _overlap_heatmap(plt, rows: list[dict]) -> str:
+    names = sorted({r["segment_a"] for r in rows} | {r["segment_b"] for r in rows})
+    idx = {n: i for i, n in enumerate(names)}
+    grid = [[1.0 if i == j else 0.0 for j in range(len(names))] for i in range(len(names))]
+    for r in rows:
+        a, b = idx[r["segment_a"]], idx[r["segment_b"]]
+        grid[a][b] = grid[b][a] = r["jaccard"] or 0.0
+    size = 2 + 0.45 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1, size))
+    im = ax.imshow(grid, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_title(f"Segment overlaps, Jaccard ({rows[0]['method']})")
+    fig.colorbar(im, ax=ax, fraction=0.04)
+    png = _png(fig)
+    plt.close(fig)
+    return png
 
 
 def _table(rows: list[dict]) -> str:
@@ -162,9 +199,14 @@ def render_html(numbers: dict, plots: dict[str, str], data_docs: str | None) -> 
         }
         for j in numbers["jobs"]
     ]
-    segs = [
+    segs = numbers["segment_stats"] or [
         {"segment": s, "size": by[max(by)], **numbers["segment_changes"].get(s, {})}
         for s, by in sorted(numbers["segments"].items())
+    ]
+    overlaps = [
+        {k: (round(v, 3) if k == "jaccard" else v) for k, v in r.items()}
+        for r in numbers["overlaps"]
+        if r["overlap"]
     ]
     ident = {
         k: v
@@ -190,6 +232,8 @@ def render_html(numbers: dict, plots: dict[str, str], data_docs: str | None) -> 
         _table([ident] if ident else []),
         "<h2>Segments</h2>",
         _table(segs),
+        "<h3>Pairwise overlaps (pairs sharing nobody left out)</h3>",
+        _table(overlaps),
         "<h2>Lookalike evaluation</h2>",
         _table(numbers["lookalike"]),
         "<h2>Exports</h2>",

@@ -50,23 +50,14 @@ def write_membership(lake: Lake, members, run_date: str, segments: list[str]) ->
     rows, changes = history.update(
         old, members, lineage_steps(lake, prev, run_date), segments, run_date
     )
-    # computed from the history as it was: pinned before that history is rewritten
-    rows = rows.persist(StorageLevel.MEMORY_AND_DISK)
+    # computed from the history as it was: pinned (and counted) before it is rewritten
     changes = changes.persist(StorageLevel.MEMORY_AND_DISK)
-    changes.count()
-    lake.replace_keys(members, "gold.segment_membership", run_date, "segment", segments)
-    lake.replace_where(rows, "gold.segment_history", history.rewritten_rows(segments, run_date))
-    lake.replace_keys(
-        changes.withColumn("run_date", F.lit(run_date)),
-        "gold.segment_changes",
-        run_date,
-        "segment",
-        segments,
-    )
     stats = {
         s: {"size": 0, "previous_size": None, "entered": 0, "exited": 0, "moved": 0}
         for s in segments
     }
+    for r in changes.groupBy("segment", "change").agg(F.count("*").alias("n")).collect():
+        stats[r["segment"]][r["change"]] = r["n"]
     for r in members.groupBy("segment").agg(F.count("*").alias("n")).collect():
         stats[r["segment"]]["size"] = r["n"]
     if prev is not None:
@@ -77,8 +68,15 @@ def write_membership(lake: Lake, members, run_date: str, segments: list[str]) ->
         )
         for r in before.groupBy("segment").agg(F.count("*").alias("n")).collect():
             stats[r["segment"]]["previous_size"] = r["n"]
-    for r in changes.groupBy("segment", "change").agg(F.count("*").alias("n")).collect():
-        stats[r["segment"]][r["change"]] = r["n"]
+    lake.replace_keys(members, "gold.segment_membership", run_date, "segment", segments)
+    lake.replace_where(rows, "gold.segment_history", history.rewritten_rows(segments, run_date))
+    lake.replace_keys(
+        changes.withColumn("run_date", F.lit(run_date)),
+        "gold.segment_changes",
+        run_date,
+        "segment",
+        segments,
+    )
     stats_df = lake.spark.createDataFrame(
         [
             (run_date, name, s["size"], s["previous_size"], s["entered"], s["exited"], s["moved"])
@@ -88,7 +86,7 @@ def write_membership(lake: Lake, members, run_date: str, segments: list[str]) ->
         "exited long, moved long",
     )
     lake.replace_keys(stats_df, "gold.segment_stats", run_date, "segment", segments)
-    for df in (members, rows, changes):
+    for df in (members, changes):
         df.unpersist()
     return stats
 
