@@ -13,7 +13,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from pyspark.ml import Pipeline, PipelineModel
+from pyspark.ml import Pipeline, PipelineModel, Transformer
 from pyspark.ml.classification import GBTClassifier, LogisticRegression
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.ml.feature import StandardScaler, VectorAssembler
@@ -103,17 +103,30 @@ def candidates(seed: int) -> dict:
     }
 
 
-def cosine_to_seed(feats: DataFrame, seeds: DataFrame) -> DataFrame:
-    """The baseline: cosine similarity of a person's category affinity vector to the seeds'
-    average one. -> feats + baseline_score."""
-    names = affinity_names(feats)
-    centre = seeds.agg(*[F.avg(n).alias(n) for n in names]).first()
-    v = [float(centre[n] or 0.0) for n in names]
-    norm_c = math.sqrt(sum(x * x for x in v)) or 1.0
-    dot = sum((F.col(n) * F.lit(x) for n, x in zip(names, v, strict=True)), F.lit(0.0))
+def seed_centroid(seeds: DataFrame, names: list[str]) -> list[float]:
+    """The seeds' average affinity vector (one number per category comes to the driver)."""
+    row = seeds.agg(*[F.avg(n).alias(n) for n in names]).first()
+    return [float(row[n] or 0.0) for n in names]
+
+
+def cosine(names: list[str], centre: list[float]):
+    """Cosine similarity of each row's affinity vector to ``centre``, as a Column."""
+    norm_c = math.sqrt(sum(x * x for x in centre)) or 1.0
+    dot = sum((F.col(n) * F.lit(x) for n, x in zip(names, centre, strict=True)), F.lit(0.0))
     norm = F.sqrt(sum((F.col(n) * F.col(n) for n in names), F.lit(0.0)))
-    cos = F.when(norm > 0, dot / (norm * F.lit(norm_c))).otherwise(F.lit(0.0))
-    return feats.withColumn("baseline_score", cos)
+    return F.when(norm > 0, dot / (norm * F.lit(norm_c))).otherwise(F.lit(0.0))
+
+
+class SeedSimilarity(Transformer):
+    """Adds ``seed_similarity`` (the cosine baseline's score) as a model feature, with the
+    centroid of the training seeds fixed at fit time, so scoring new people needs no seeds."""
+
+    def __init__(self, names: list[str], centre: list[float]):
+        super().__init__()
+        self.names, self.centre = names, centre
+
+    def _transform(self, dataset: DataFrame) -> DataFrame:
+        return dataset.withColumn("seed_similarity", cosine(self.names, self.centre))
 
 
 class LookalikeError(ValueError):
@@ -210,8 +223,13 @@ def fit_and_score(
     fit, validation = pos_fit.unionByName(unl_fit), pos_val.unionByName(unl_val)
     fit = fit.cache()
     auc_of = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="rawPrediction")
+    aff = affinity_names(feats)
+    centre = seed_centroid(pos_fit, aff)
     assemble = [
-        VectorAssembler(inputCols=feature_names(feats, groups), outputCol="raw_features"),
+        SeedSimilarity(aff, centre),
+        VectorAssembler(
+            inputCols=[*feature_names(feats, groups), "seed_similarity"], outputCol="raw_features"
+        ),
         StandardScaler(inputCol="raw_features", outputCol="features"),
     ]
     evaluation: dict[str, float | str] = {}
@@ -239,8 +257,8 @@ def fit_and_score(
     t2 = time.monotonic()
 
     # the baseline on the same split: cosine to the training seeds' mean affinity
-    base = cosine_to_seed(eligible, pos_fit)
-    base_hold = cosine_to_seed(pos_hold.unionByName(unl_hold), pos_fit)
+    base = eligible.withColumn("baseline_score", cosine(aff, centre))
+    base_hold = pos_hold.unionByName(unl_hold).withColumn("baseline_score", cosine(aff, centre))
     base_auc = BinaryClassificationEvaluator(
         labelCol="label", rawPredictionCol="baseline_score"
     ).evaluate(base_hold)
