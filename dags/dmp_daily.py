@@ -25,7 +25,14 @@ from airflow.sdk import DAG, Asset
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(PROJECT, "jobs", "cli.py")
-JARS = ",".join(sorted(glob.glob(os.path.join(PROJECT, ".cache", "jars", "*.jar"))))
+# jars are shipped to every executor of every run (641 MB with the AWS SDK bundle) unless the
+# workers hold the project at the same path (an image, a shared disk): the jobs' own setting
+# spark.jars_on_workers (here from its environment override) names them as local: URIs
+_LOCAL = os.environ.get("DMP_SPARK__JARS_ON_WORKERS", "").lower() in ("1", "true", "yes")
+JARS = ",".join(
+    ("local:" if _LOCAL else "") + j
+    for j in sorted(glob.glob(os.path.join(PROJECT, ".cache", "jars", "*.jar")))
+)
 DAILY_JOBS = ["ingest", "quality", "identity", "profiles", "segments", "lookalike", "export"]
 SEGMENT_MEMBERSHIP = Asset("dmp://lake/gold/segment_membership")
 AUDIENCES = Asset("dmp://audiences")

@@ -34,6 +34,9 @@ class SparkSettings(_Strict):
     driver_memory: str = "4g"
     ui_enabled: bool = False
     jar_dir: str = ".cache/jars"
+    # the cluster's workers hold jar_dir at the same path (an image, a shared disk): the jars
+    # are named as local: URIs and read in place instead of shipped to every executor
+    jars_on_workers: bool = False
     extra_conf: dict[str, str] = Field(default_factory=dict)
 
 

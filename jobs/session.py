@@ -36,7 +36,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
     conf = {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
-        "spark.jars": ",".join(jar_paths(settings)),
+        "spark.jars": ",".join(
+            ("local:" if settings.spark.jars_on_workers else "") + j for j in jar_paths(settings)
+        ),
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         # Delta's VACUUM lists directories with this many tasks (default 10,000: half a minute
         # of empty tasks per table on 2 cores)

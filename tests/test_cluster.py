@@ -83,6 +83,7 @@ def test_daily_dag_on_the_cluster_matches_a_local_run(
         json.dumps({"conn_type": "spark", "host": host, "port": int(port)}),
     )
     monkeypatch.setenv("DMP_CONF", str(cluster_conf))
+    monkeypatch.setenv("DMP_SPARK__JARS_ON_WORKERS", "true")  # the worker shares this disk
     monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")

@@ -10,7 +10,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.identity.graph import combine_edges, endpoints, find_hubs
-from jobs.identity.resolve import build_person_map, update_person_map
+from jobs.identity.resolve import build_person_map, incremental_seeds, update_person_map
 
 LIMITS, MAX_SIZE = {"user": 1}, 12
 DAY1, DAY2 = "2026-11-01", "2026-11-02"
@@ -49,6 +49,9 @@ def test_incremental_equals_full_rebuild(spark, seed):
     rng = random.Random(seed)
     d1, d2 = datetime(2026, 11, 1, 8), datetime(2026, 11, 2, 8)
     day1 = _people_edges(rng, 40, d1, "a")
+    # two logins joined through a device and a cookie: split at the weakest link (dd-kk)
+    day1 += [("device:dd", "user:u1", d1)] * 3 + [("cookie:kk", "device:dd", d1)]
+    day1 += [("cookie:kk", "user:u2", d1)] * 2
     e1 = _edges(spark, day1).cache()
     hubs1 = find_hubs(e1, ["user"], 1, 50).cache()
     pm1, _, _ = build_person_map(e1, hubs1, LIMITS, MAX_SIZE, None, DAY1)
@@ -57,9 +60,11 @@ def test_incremental_equals_full_rebuild(spark, seed):
     # day 2: new people, old people seen again, a merge (cookie meets another person's device),
     # a second login on one device (split), a device shared by many logins (hub), a bridge
     # that makes one cluster too big (quarantine)
-    users = sorted(r["node"] for r in pm1.where("id_type = 'user'").collect())
-    devices = sorted(r["node"] for r in pm1.where("id_type = 'device'").collect())
-    cookies = sorted(r["node"] for r in pm1.where("id_type = 'cookie'").collect())
+    weak = ("device:dd", "user:u1", "user:u2", "cookie:kk")  # left to the count change below
+    rest = pm1.where(~F.col("node").isin(*weak))
+    users = sorted(r["node"] for r in rest.where("id_type = 'user'").collect())
+    devices = sorted(r["node"] for r in rest.where("id_type = 'device'").collect())
+    cookies = sorted(r["node"] for r in rest.where("id_type = 'cookie'").collect())
     day2 = _people_edges(rng, 10, d2, "b")
     day2 += [(c, c, d2 + timedelta(hours=1)) for c in rng.sample(cookies, 8)]
     c, d = cookies[0], devices[-1]
@@ -69,13 +74,16 @@ def test_incremental_equals_full_rebuild(spark, seed):
     day2 += [(hub, u, d2) for u in users[1:4]]
     chain = [f"cookie:zz{i}" for i in range(MAX_SIZE + 2)]
     day2 += [(a, b, d2) for a, b in zip(chain, chain[1:], strict=False)]
+    # the weak link seen five times more: now kk-u2 is the weakest
+    day2 += [("cookie:kk", "device:dd", d2)] * 5
     e2 = _edges(spark, day2).cache()
     edges = combine_edges(e1, e2).cache()
     hubs2 = find_hubs(edges, ["user"], 1, 50).cache()
 
     full, full_lineage, _ = build_person_map(edges, hubs2, LIMITS, MAX_SIZE, pm1, DAY2)
+    seeds = incremental_seeds(e2, e1, pm1, LIMITS).cache()
     inc, inc_lineage, _, region = update_person_map(
-        edges, hubs2, endpoints(e2), pm1, LIMITS, MAX_SIZE, DAY2
+        edges, hubs2, seeds, pm1, LIMITS, MAX_SIZE, DAY2
     )
     cols = full.columns
     assert _rows(inc, cols) == _rows(full, cols)
@@ -84,5 +92,21 @@ def test_incremental_equals_full_rebuild(spark, seed):
     reasons = {r[2] for r in _rows(full_lineage, lcols)}
     assert reasons == {"merge", "split"}  # the day really changed the graph both ways
     assert full.where("quarantined").count() > 0 and full.where("is_hub").count() > 0
-    # only what the new edges reach was recomputed
+    # only what the new edges reach was recomputed; edges seen again seed nothing
     assert region.count() < full.count() * 0.8
+    assert seeds.count() < endpoints(e2).count()
+
+    def owner(pm):
+        ids = {
+            r["node"]: r["person_id"]
+            for r in pm.where("node IN ('cookie:kk', 'user:u1', 'user:u2')").collect()
+        }
+        return ids["cookie:kk"] == ids["user:u1"], ids["cookie:kk"] == ids["user:u2"]
+
+    assert owner(pm1) == (False, True) and owner(full) == (True, False)  # the cut moved
+    # seeding only new pairs, without the over-limit rule, would miss that
+    new_pairs = e2.join(e1.select("src", "dst"), ["src", "dst"], "left_anti")
+    naive, _, _, _ = update_person_map(
+        edges, hubs2, endpoints(new_pairs), pm1, LIMITS, MAX_SIZE, DAY2
+    )
+    assert _rows(naive, cols) != _rows(full, cols)

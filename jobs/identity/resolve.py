@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.identity.graph import EVENT_IDENTIFIERS, node, node_type
-from jobs.identity.split import split_over_limits
+from jobs.identity.graph import EVENT_IDENTIFIERS, endpoints, node, node_type
+from jobs.identity.split import over_limit, split_over_limits
 from jobs.identity.stable_ids import assign_ids
 
 
@@ -70,6 +70,25 @@ PERSON_MAP_COLUMNS = [
     "cluster_size",
     "quarantined",
 ]
+
+
+def incremental_seeds(
+    fresh: DataFrame, previous_edges: DataFrame, previous: DataFrame, limits: dict[str, int]
+) -> DataFrame:
+    """The identifiers a day's new edges can change: endpoints of identifier pairs never seen
+    before (they may join or grow components), and endpoints of any edge in a previous raw
+    component that is over a per-type limit (there link counts and dates pick the weakest link
+    to cut). An edge seen again elsewhere only raises a count: the components, hubs, sizes and
+    ids it belongs to cannot change, so it seeds nothing. -> (node)."""
+    new_pairs = fresh.join(previous_edges.select("src", "dst"), ["src", "dst"], "left_anti")
+    seeds = endpoints(new_pairs)
+    if limits:
+        raw = previous.select("node", F.col("raw_component").alias("component"))
+        over = over_limit(raw, limits)
+        split_nodes = raw.join(over, "component", "left_semi").select("node")
+        touched = endpoints(fresh).join(split_nodes, "node", "left_semi")
+        seeds = seeds.unionByName(touched)
+    return seeds.distinct()
 
 
 def affected_region(

@@ -19,10 +19,9 @@ from jobs.identity.graph import (
     build_edges,
     changed_endpoints,
     combine_edges,
-    endpoints,
     find_hubs,
 )
-from jobs.identity.resolve import build_person_map, update_person_map
+from jobs.identity.resolve import build_person_map, incremental_seeds, update_person_map
 from jobs.lake import Lake
 from jobs.report import JobReport
 
@@ -169,7 +168,11 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
         if incremental:
             prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
             prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
-            seeds = endpoints(fresh).unionByName(changed_endpoints(prev_crm, crm_edges))
+            previous = previous_person_map(lake, run_date)
+            limits = s.max_per_person if guards else {}
+            seeds = incremental_seeds(fresh, prev_events, previous, limits).unionByName(
+                changed_endpoints(prev_crm, crm_edges)
+            )
             seeds = seeds.distinct().localCheckpoint()
             event_edges = combine_edges(prev_events, fresh)
         else:

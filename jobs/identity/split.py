@@ -10,7 +10,7 @@ from jobs.identity.components import connected_components
 from jobs.identity.graph import node_type
 
 
-def _over_limit(cc: DataFrame, limits: dict[str, int]) -> DataFrame:
+def over_limit(cc: DataFrame, limits: dict[str, int]) -> DataFrame:
     counts = (
         cc.where(node_type("node").isin(list(limits)))
         .groupBy("component", node_type("node").alias("t"))
@@ -39,7 +39,7 @@ def split_over_limits(
     cuts = empty_cuts
     done = cc
     for _ in range(max_rounds):
-        bad = _over_limit(done, limits).cache()
+        bad = over_limit(done, limits).cache()
         if bad.isEmpty():
             break
         bad_nodes = done.join(bad, "component")

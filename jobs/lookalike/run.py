@@ -18,6 +18,9 @@ def segment_name(lookalike: str, pct: float) -> str:
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     spark = lake.spark
+    if not lake.settings.lookalikes:
+        report.facts["lookalikes"] = "none configured"
+        return
     feats = features(lake.read("gold.profiles")).cache()
     members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
     for la in lake.settings.lookalikes:
@@ -96,6 +99,5 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                     f"{ev[f'recall_at_{p:g}pct']:.2f}, lift {ev[f'lift_at_{p:g}pct']:.1f}x, "
                     f"baseline recall {ev[f'baseline_recall_at_{p:g}pct']:.2f}"
                 )
-    if lake.settings.lookalikes:
-        with report.step("pairwise overlaps with the lookalike segments"):
-            report.facts["overlap method"] = write_overlaps(lake, run_date)
+    with report.step("pairwise overlaps with the lookalike segments"):
+        report.facts["overlap method"] = write_overlaps(lake, run_date)

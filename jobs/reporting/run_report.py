@@ -51,12 +51,20 @@ def collect_numbers(lake: Lake, run_date: str) -> dict:
         row = lake.read("identity.report").where(F.col("run_date") == run_date).first()
         out["identity"] = row.asDict() if row else {}
     if lake.exists("gold.segment_membership"):
-        sizes = (
-            lake.read("gold.segment_membership")
-            .groupBy("run_date", "segment")
-            .agg(F.count("*").alias("n"))
-            .collect()
+        # sizes by run date: from the small stats table, counted from the members only for
+        # runs older than it
+        stats = (
+            lake.read("gold.segment_stats").select("run_date", "segment", F.col("size").alias("n"))
+            if lake.exists("gold.segment_stats")
+            else None
         )
+        counted = lake.read("gold.segment_membership")
+        if stats is not None:
+            counted = counted.join(stats.select("run_date").distinct(), "run_date", "left_anti")
+        sizes = counted.groupBy("run_date", "segment").agg(F.count("*").alias("n"))
+        if stats is not None:
+            sizes = sizes.unionByName(stats)
+        sizes = sizes.where(F.col("run_date") <= run_date).collect()
         for r in sizes:
             out["segments"].setdefault(r["segment"], {})[str(r["run_date"])] = r["n"]
     if lake.exists("gold.segment_changes"):
