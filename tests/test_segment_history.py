@@ -15,6 +15,7 @@ from jobs.segments.rules import evaluate, load_segments
 from jobs.segments.run import write_membership
 
 from .conftest import ROOT
+from .segment_fixtures import events_frame
 
 
 def test_every_shipped_segment_matches_a_hand_computation(spark):
@@ -40,14 +41,7 @@ def test_every_shipped_segment_matches_a_hand_computation(spark):
         ("u8", "product_view", "winter_coats", None, d(2026, 10, 2)),
         ("u8", "purchase", "winter_coats", 90.0, d(2026, 8, 2)),
     ]
-    events = (
-        spark.createDataFrame(
-            ev,
-            "person_id string, event_type string, category string, revenue double, event_date date",
-        )
-        .withColumn("product_id", F.lit("x"))
-        .withColumn("source", F.lit("web"))
-    )
+    events = events_frame(spark, ev, product_id="x")
     # person, web_events, app_events, purchases, days_since_purchase, first_seen_days
     profiles = spark.createDataFrame(
         [

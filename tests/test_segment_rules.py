@@ -5,10 +5,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from pyspark.sql import functions as F
 
 from jobs.config import ConfigError
 from jobs.segments.rules import evaluate, load_segments
+
+from .segment_fixtures import events_frame
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,14 +95,7 @@ def test_rules_compile_to_the_hand_computed_members(spark, tmp_path):
         ("p3", "product_view", "coats", None, date(2026, 11, 9)),
         ("p3", "purchase", "coats", 60.0, date(2026, 11, 10)),
     ]
-    events = (
-        spark.createDataFrame(
-            ev,
-            "person_id string, event_type string, category string, revenue double, event_date date",
-        )
-        .withColumn("product_id", F.lit(None).cast("string"))
-        .withColumn("source", F.lit("web"))
-    )
+    events = events_frame(spark, ev)
     profiles = spark.createDataFrame(
         [("p1", 2), ("p2", 3), ("p3", 3)], "person_id string, events int"
     )
