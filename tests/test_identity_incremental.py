@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.identity.graph import combine_edges, endpoints, find_hubs
+from jobs.identity.graph import combine_edges, endpoints, find_hubs, incremental_hubs
+from jobs.identity.map_history import changes, map_before, snapshot
 from jobs.identity.resolve import (
     affected_region,
     build_person_map,
@@ -57,6 +58,9 @@ def test_incremental_equals_full_rebuild(spark, seed):
     # two logins joined through a device and a cookie: split at the weakest link (dd-kk)
     day1 += [("device:dd", "user:u1", d1)] * 3 + [("cookie:kk", "device:dd", d1)]
     day1 += [("cookie:kk", "user:u2", d1)] * 2
+    # a hub on day 1 that day 2 leaves alone: an incremental run keeps it as it was
+    family = ("device:family", "user:f1", "user:f2")
+    day1 += [(family[0], family[1], d1), (family[0], family[2], d1)]
     e1 = _edges(spark, day1).cache()
     hubs1 = find_hubs(e1, ["user"], 1, 50).cache()
     pm1, _, _ = build_person_map(e1, hubs1, LIMITS, MAX_SIZE, None, DAY1)
@@ -66,7 +70,7 @@ def test_incremental_equals_full_rebuild(spark, seed):
     # a second login on one device (split), a device shared by many logins (hub), a bridge
     # that makes one cluster too big (quarantine)
     weak = ("device:dd", "user:u1", "user:u2", "cookie:kk")  # left to the count change below
-    rest = pm1.where(~F.col("node").isin(*weak))
+    rest = pm1.where(~F.col("node").isin(*weak, *family))
     users = sorted(r["node"] for r in rest.where("id_type = 'user'").collect())
     devices = sorted(r["node"] for r in rest.where("id_type = 'device'").collect())
     cookies = sorted(r["node"] for r in rest.where("id_type = 'cookie'").collect())
@@ -86,12 +90,28 @@ def test_incremental_equals_full_rebuild(spark, seed):
     hubs2 = find_hubs(edges, ["user"], 1, 50).cache()
 
     full, full_lineage, _ = build_person_map(edges, hubs2, LIMITS, MAX_SIZE, pm1, DAY2)
-    seeds = incremental_seeds(e2, e1, pm1, LIMITS).cache()
+    seeds = incremental_seeds(e2, e1, pm1, LIMITS).localCheckpoint()  # as the job does
+    # hubs judged again on the seeds' own links only are the hubs of the whole graph
+    assert _rows(incremental_hubs(edges, seeds, pm1, ["user"], 1, 50), ["node", "reason"]) == (
+        _rows(hubs2, ["node", "reason"])
+    )
+    assert hubs1.where("node = 'device:family'").count() == 1
+    assert hubs2.where("node IN ('device:family', 'device:shared-ipad')").count() == 2
     inc, inc_lineage, _, region = update_person_map(
         edges, hubs2, seeds, pm1, LIMITS, MAX_SIZE, DAY2
     )
     cols = full.columns
     assert _rows(inc, cols) == _rows(full, cols)
+    # the history keeps day 1 whole and day 2 as its changes only, and gives both maps back
+    history = (
+        snapshot(pm1)
+        .withColumn("run_date", F.lit(DAY1))
+        .unionByName(changes(inc, pm1, region).withColumn("run_date", F.lit(DAY2)))
+    )
+    assert map_before(history, DAY1) is None
+    assert _rows(map_before(history, DAY2), cols) == _rows(pm1, cols)
+    assert _rows(map_before(history, "2026-11-03"), cols) == _rows(full, cols)
+    assert 0 < history.where(F.col("run_date") == DAY2).count() <= region.count()
     lcols = ["old_person_id", "new_person_id", "reason", "nodes"]
     assert _rows(inc_lineage, lcols) == _rows(full_lineage, lcols)
     reasons = {r[2] for r in _rows(full_lineage, lcols)}
@@ -114,3 +134,37 @@ def test_incremental_equals_full_rebuild(spark, seed):
     naive = affected_region(edges, hubs2, endpoints(new_pairs), pm1)
     assert naive.where("node = 'cookie:kk'").count() == 0
     assert region.where("node = 'cookie:kk'").count() == 1
+
+
+def test_history_tombstones_and_old_snapshots(spark):
+    """An identifier that leaves the map gets a tombstone; partitions written before the change
+    log (no ``change`` column) read as whole snapshots."""
+    from jobs.identity.resolve import PERSON_MAP_COLUMNS
+
+    def pm(rows):  # (node, person_id): the other columns do not matter here
+        return spark.createDataFrame(
+            [(n, "cookie", n, n, n, p, DAY1, False, None, 1, False) for n, p in rows],
+            "node string, id_type string, id_value string, component string, "
+            "raw_component string, person_id string, person_created string, is_hub boolean, "
+            "hub_reason string, cluster_size long, quarantined boolean",
+        )
+
+    day1 = pm([("a", "p1"), ("b", "p1"), ("c", "p2")])
+    day2 = pm([("a", "p1"), ("b", "p3"), ("d", "p4")])  # b moves, c leaves, d arrives
+    scope = spark.createDataFrame([("b",), ("c",), ("d",)], "node string")
+    log = changes(day2, day1, scope)
+    assert sorted((r["node"], r["change"]) for r in log.collect()) == [
+        ("b", "changed"),
+        ("c", "removed"),
+        ("d", "changed"),
+    ]
+    old_format = day1.withColumn("run_date", F.lit(DAY1))  # no change column at all
+    history = old_format.withColumn("change", F.lit(None).cast("string")).unionByName(
+        log.withColumn("run_date", F.lit(DAY2))
+    )
+    assert _rows(map_before(history, "2026-11-09"), PERSON_MAP_COLUMNS) == _rows(
+        day2, PERSON_MAP_COLUMNS
+    )
+    assert _rows(map_before(old_format, DAY2), PERSON_MAP_COLUMNS) == _rows(
+        day1, PERSON_MAP_COLUMNS
+    )

@@ -125,3 +125,14 @@ def test_an_empty_eligible_population_gives_empty_segments_not_a_crash(populatio
     assert res.evaluation["eligible"] == 0
     assert res.evaluation["recall_at_5pct"] == 0.0
     assert res.evaluation["auc"] > 0.8  # the model itself is still evaluated
+
+
+def test_evaluation_json_is_strict():
+    """Thresholds nobody can reach and undefined AUCs become null, never Infinity / NaN."""
+    import json
+
+    from jobs.lookalike.run import strict_json
+
+    text = strict_json({"5.0": float("inf"), "auc": float("nan"), "recall": [0.5, float("-inf")]})
+    assert json.loads(text) == {"5.0": None, "auc": None, "recall": [0.5, None]}
+    assert "Infinity" not in text and "NaN" not in text

@@ -173,3 +173,30 @@ def find_hubs(
         .groupBy("node")
         .agg(F.concat_ws("; ", F.sort_array(F.collect_set("reason"))).alias("reason"))
     )
+
+
+def incremental_hubs(
+    edges: DataFrame,
+    touched: DataFrame,
+    previous: DataFrame,
+    anchor_types: list[str],
+    max_anchor_links: int,
+    max_degree: int,
+) -> DataFrame:
+    """``find_hubs`` after a day that changed the neighbours of ``touched`` nodes only. Whether
+    a node is a hub depends on its own distinct neighbours alone, so only the touched nodes are
+    judged again (on their own links, not on the whole graph); every other node keeps its
+    status and reason from ``previous`` (the person map with is_hub, hub_reason)."""
+    t = touched.select("node").distinct()
+    mine = edges.join(t.withColumnRenamed("node", "src"), "src", "left_semi").unionByName(
+        edges.join(t.withColumnRenamed("node", "dst"), "dst", "left_semi")
+    )
+    judged = find_hubs(mine, anchor_types, max_anchor_links, max_degree).join(
+        t, "node", "left_semi"
+    )
+    kept = (
+        previous.where(F.col("is_hub"))
+        .select("node", F.col("hub_reason").alias("reason"))
+        .join(t, "node", "left_anti")
+    )
+    return kept.unionByName(judged)

@@ -20,7 +20,9 @@ from jobs.identity.graph import (
     changed_endpoints,
     combine_edges,
     find_hubs,
+    incremental_hubs,
 )
+from jobs.identity.map_history import changes, map_before, snapshot
 from jobs.identity.resolve import build_person_map, incremental_seeds, update_person_map
 from jobs.lake import Lake
 from jobs.report import JobReport
@@ -28,12 +30,12 @@ from jobs.report import JobReport
 
 def previous_person_map(lake: Lake, run_date: str):
     """The person map of the latest run before ``run_date``: a rerun of a day is computed from
-    the same starting point, so it gives the same ids."""
+    the same starting point, so it gives the same ids. Materialised once: it is read many
+    times."""
     if not lake.exists("identity.person_map_history"):
         return None
-    hist = lake.read("identity.person_map_history")
-    last = hist.where(F.col("run_date") < run_date).agg(F.max("run_date")).first()[0]
-    return None if last is None else hist.where(F.col("run_date") == last)
+    previous = map_before(lake.read("identity.person_map_history"), run_date)
+    return None if previous is None else previous.localCheckpoint()
 
 
 def cluster_report(person_map, lineage, blocked, cuts, run_date: str):
@@ -123,10 +125,9 @@ def choose_mode(lake: Lake, run_date: str, fingerprint: str, full: bool) -> tupl
     rep = lake.read("identity.report")
     if "watermark" not in rep.columns:
         return {}, "the previous run kept no incremental state"
-    later = rep.where(F.col("run_date") >= run_date).count()
-    if later:
-        return {}, f"a run on or after {run_date} exists (rerun or out of order)"
     prev = rep.orderBy(F.desc("run_date")).first()
+    if prev is not None and prev["run_date"] >= run_date:
+        return {}, f"a run on or after {run_date} exists (rerun or out of order)"
     if prev is None or prev["watermark"] is None:
         return {}, "first run"
     state = prev.asDict()
@@ -165,10 +166,10 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             if crm is not None
             else lake.spark.createDataFrame([], fresh.schema)
         )
+        previous = previous_person_map(lake, run_date)
         if incremental:
             prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
             prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
-            previous = previous_person_map(lake, run_date)
             limits = s.max_per_person if guards else {}
             seeds = incremental_seeds(fresh, prev_events, previous, limits).unionByName(
                 changed_endpoints(prev_crm, crm_edges)
@@ -185,7 +186,11 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
         edges = lake.read("identity.edges")
         report.written["identity.edges"] = lake.last_write_rows("identity.edges")
     with report.step("over-merge guards"):
-        hubs = find_hubs(edges, s.anchor_types, s.max_anchor_links, s.max_degree)
+        hub_rules = (s.anchor_types, s.max_anchor_links, s.max_degree)
+        if incremental:  # only the seeds' neighbours changed: judge them alone
+            hubs = incremental_hubs(edges, seeds, previous, *hub_rules)
+        else:
+            hubs = find_hubs(edges, *hub_rules)
         if not guards:
             hubs = hubs.where(F.lit(False))
         hubs = hubs.cache()
@@ -206,7 +211,6 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             s.max_per_person if guards else {},
             s.max_cluster_size if guards else None,
         )
-        previous = previous_person_map(lake, run_date)
         if incremental:
             pm, lineage, cuts, region = update_person_map(
                 edges, hubs, seeds, previous, *args, run_date, s.max_iterations, s.split_rounds
@@ -216,15 +220,17 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             pm, lineage, cuts = build_person_map(
                 edges, hubs, *args, previous, run_date, s.max_iterations, s.split_rounds
             )
-            region_nodes = None
+            region, region_nodes = None, None
         lake.overwrite(pm, "identity.person_map")
         pm = lake.read("identity.person_map")
+        history = changes(pm, previous, region) if incremental else snapshot(pm)
         lake.replace_partition(
-            pm.withColumn("run_date", F.lit(run_date)),
+            history.withColumn("run_date", F.lit(run_date)),
             "identity.person_map_history",
             "run_date",
             run_date,
         )
+        history_rows = lake.last_write_rows("identity.person_map_history")
         lake.replace_partition(
             lineage.withColumn("run_date", F.lit(run_date)),
             "identity.lineage",
@@ -232,6 +238,7 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             run_date,
         )
         report.written["identity.person_map"] = lake.last_write_rows("identity.person_map")
+        report.written["identity.person_map_history"] = history_rows
     lineage = lake.read("identity.lineage").where(F.col("run_date") == run_date)
     rep = cluster_report(pm, lineage, kept_out, cuts, run_date)
     if region_nodes is None:

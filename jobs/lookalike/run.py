@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 from pyspark.sql import functions as F
 
@@ -14,6 +15,22 @@ from jobs.segments.run import write_membership, write_overlaps
 
 def segment_name(lookalike: str, pct: float) -> str:
     return f"{lookalike}_{pct:g}pct"
+
+
+def strict_json(obj) -> str:
+    """JSON any parser reads: a non-finite number (the threshold of a reach level nobody can
+    reach, an AUC without both classes) is written as null, never as Infinity or NaN."""
+
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(obj), allow_nan=False)
 
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
@@ -63,8 +80,8 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                         run_date,
                         la.name,
                         la.seed_segment,
-                        json.dumps(ev),
-                        json.dumps({str(k): v for k, v in result.thresholds.items()}),
+                        strict_json(ev),
+                        strict_json({str(k): v for k, v in result.thresholds.items()}),
                     )
                 ],
                 "run_date string, lookalike string, seed_segment string, metrics string, "
