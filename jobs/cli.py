@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = with_conf(
         sub.add_parser("bench", help="time every stage at several scales -> BENCHMARKS.md")
     )
-    b.add_argument("--people", default="2000,10000", help="comma-separated scales (people)")
+    b.add_argument("--people", default="10000,100000", help="comma-separated scales (people)")
     b.add_argument("--days", type=int, default=14)
     b.add_argument("--out", default="BENCHMARKS.md")
     d = with_conf(sub.add_parser("demo", help="generate sample data and run the whole pipeline"))

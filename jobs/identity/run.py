@@ -138,8 +138,10 @@ def choose_mode(lake: Lake, run_date: str, fingerprint: str, full: bool) -> tupl
     try:
         lake.read_version("identity.event_edges", state["event_edges_version"]).limit(1).count()
         lake.read_version("identity.crm_edges", state["crm_edges_version"]).limit(1).count()
+        if state.get("person_map_version") is not None:
+            lake.read_version("identity.person_map", state["person_map_version"]).limit(1).count()
     except Exception as exc:  # vacuumed away, or never written
-        return {}, f"the previous edge tables are gone ({type(exc).__name__})"
+        return {}, f"the previous edge tables or person map are gone ({type(exc).__name__})"
     return state, ""
 
 
@@ -166,7 +168,10 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             if crm is not None
             else lake.spark.createDataFrame([], fresh.schema)
         )
-        previous = previous_person_map(lake, run_date)
+        if state.get("person_map_version") is not None:  # the map the previous run left
+            previous = lake.read_version("identity.person_map", state["person_map_version"])
+        else:  # a rerun, a first run, or a state from before the version was kept
+            previous = previous_person_map(lake, run_date)
         if incremental:
             prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
             prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
@@ -223,6 +228,7 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             region, region_nodes = None, None
         lake.overwrite(pm, "identity.person_map")
         pm = lake.read("identity.person_map")
+        person_map_version = lake.version("identity.person_map")
         history = changes(pm, previous, region) if incremental else snapshot(pm)
         lake.replace_partition(
             history.withColumn("run_date", F.lit(run_date)),
@@ -250,6 +256,7 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
         config_hash=fingerprint,
         event_edges_version=versions["event_edges"],
         crm_edges_version=versions["crm_edges"],
+        person_map_version=person_map_version,
         erasures_seen=erasure_count(lake),
     )
     lake.replace_partition(
