@@ -1,4 +1,4 @@
-"""One run of a job at a time: a lock row in the lake (``ops.locks``), taken with a Delta MERGE.
+"""One run of a job at a time: a lock row in the lake (``ops.locks``), taken with one Delta MERGE.
 
 Two runs that try at once both MERGE an insert of the same key; Delta's optimistic concurrency
 lets one commit and fails the other with a concurrent-append conflict, which is reported as
@@ -56,6 +56,7 @@ def acquire(lake: Lake, key: str, run_date: str, owner: str) -> None:
     held = table.toDF().where(F.col("key") == key).collect()
     stale_after = timedelta(minutes=lake.settings.ops.lock_stale_minutes)
     now = datetime.now(UTC).replace(tzinfo=None)
+    stale_owner = None
     if held:
         h = held[0]
         dead = not _owner_alive(h["host"], h["pid"])
@@ -66,31 +67,35 @@ def acquire(lake: Lake, key: str, run_date: str, owner: str) -> None:
                 f"If that run died, `dmp unlock {key}` or wait until the lock is stale "
                 f"({lake.settings.ops.lock_stale_minutes} minutes)."
             )
-        table.delete((F.col("key") == key) & (F.col("owner") == h["owner"]))
+        stale_owner = h["owner"]
     me = lake.spark.createDataFrame(
         [(key, run_date, owner, socket.gethostname(), os.getpid(), now)], SCHEMA
     )
+    # one MERGE takes a free lock or replaces the stale one it saw; its metrics say whether it
+    # did (0 rows: the row changed hands after we read it)
+    merge = table.alias("t").merge(me.alias("s"), "t.key = s.key").whenNotMatchedInsertAll()
+    if stale_owner is not None:
+        merge = merge.whenMatchedUpdateAll(condition=F.col("t.owner") == F.lit(stale_owner))
     try:
-        (table.alias("t").merge(me.alias("s"), "t.key = s.key").whenNotMatchedInsertAll().execute())
+        took = merge.execute().first()["num_affected_rows"]
     except Exception as exc:  # Delta's conflict detection: someone else committed first
         if "Concurrent" not in type(exc).__name__ + str(exc):
             raise
         raise LockedError(f"{key}: another run took the lock at the same moment") from exc
-    mine = table.toDF().where((F.col("key") == key) & (F.col("owner") == owner)).count()
-    if not mine:
+    if not took:
         raise LockedError(f"{key}: another run took the lock at the same moment")
 
 
-def release(lake: Lake, key: str, owner: str | None = None) -> int:
-    """-> locks removed (``owner`` None: whoever holds it, for `dmp unlock`)."""
+def release(lake: Lake, key: str, owner: str | None = None) -> int | None:
+    """Drop the lock; ``owner`` None drops whoever holds it and says how many rows went (for
+    `dmp unlock`). A run releasing its own lock skips that count: one history read less."""
     if not lake.exists("ops.locks"):
         return 0
-    table = _table(lake)
     cond = F.col("key") == key
     if owner is not None:
         cond = cond & (F.col("owner") == owner)
-    table.delete(cond)
-    return lake.deleted_rows("ops.locks")
+    _table(lake).delete(cond)
+    return lake.deleted_rows("ops.locks") if owner is None else None
 
 
 @contextmanager
