@@ -172,7 +172,8 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             previous = lake.read_version("identity.person_map", state["person_map_version"])
         else:  # a rerun, a first run, or a state from before the version was kept
             previous = previous_person_map(lake, run_date)
-        if incremental:
+        if incremental:  # both are read twice: for the seeds and for the edge tables
+            fresh, crm_edges = fresh.localCheckpoint(), crm_edges.localCheckpoint()
             prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
             prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
             limits = s.max_per_person if guards else {}
