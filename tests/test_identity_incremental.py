@@ -12,6 +12,7 @@ from pyspark.sql import functions as F
 from jobs.identity.graph import combine_edges, endpoints, find_hubs, incremental_hubs
 from jobs.identity.map_history import changes, map_before, snapshot
 from jobs.identity.resolve import (
+    PERSON_MAP_COLUMNS,
     affected_region,
     build_person_map,
     incremental_seeds,
@@ -139,7 +140,6 @@ def test_incremental_equals_full_rebuild(spark, seed):
 def test_history_tombstones_and_old_snapshots(spark):
     """An identifier that leaves the map gets a tombstone; partitions written before the change
     log (no ``change`` column) read as whole snapshots."""
-    from jobs.identity.resolve import PERSON_MAP_COLUMNS
 
     def pm(rows):  # (node, person_id): the other columns do not matter here
         return spark.createDataFrame(

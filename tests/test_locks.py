@@ -31,7 +31,7 @@ def test_a_second_run_refuses_while_the_first_holds_the_lock(lake):
     assert lake.read("ops.locks").count() == 0  # released after the run
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(lake):
+def _dead_owner_lock(lake):
     gone = subprocess.Popen(["true"])
     gone.wait()
     me = lake.spark.createDataFrame(
@@ -39,12 +39,19 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(lake):
         "key string, run_date string, owner string, host string, pid long",
     ).selectExpr("*", "current_timestamp() AS acquired_at")
     me.write.format("delta").mode("append").save(lake.path("ops.locks"))
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(lake):
+    _dead_owner_lock(lake)
     run_job(lake, "retention", "2026-11-01")
     assert lake.read("ops.locks").count() == 0
 
 
 def test_two_runs_racing_for_the_lock_never_both_win(lake):
-    for round_ in range(2):
+    # rounds 0-1: a free lock; round 2: both find the same dead owner's lock and take it over
+    for round_ in range(3):
+        if round_ == 2:
+            _dead_owner_lock(lake)
         results: dict[str, str] = {}
         start = threading.Barrier(2)
 

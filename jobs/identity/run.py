@@ -28,10 +28,13 @@ from jobs.lake import Lake
 from jobs.report import JobReport
 
 
-def previous_person_map(lake: Lake, run_date: str):
-    """The person map of the latest run before ``run_date``: a rerun of a day is computed from
-    the same starting point, so it gives the same ids. Materialised once: it is read many
-    times."""
+def previous_person_map(lake: Lake, run_date: str, state: dict):
+    """The person map of the latest run before ``run_date``. A daily run reads the version the
+    previous run recorded (time travel); a rerun, a first run or a state from before versions
+    were kept rebuilds it from the change log, so a rerun of a day starts from the same map and
+    gives the same ids (materialised once: it is read many times)."""
+    if state.get("person_map_version") is not None:
+        return lake.read_version("identity.person_map", state["person_map_version"])
     if not lake.exists("identity.person_map_history"):
         return None
     previous = map_before(lake.read("identity.person_map_history"), run_date)
@@ -168,10 +171,7 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             if crm is not None
             else lake.spark.createDataFrame([], fresh.schema)
         )
-        if state.get("person_map_version") is not None:  # the map the previous run left
-            previous = lake.read_version("identity.person_map", state["person_map_version"])
-        else:  # a rerun, a first run, or a state from before the version was kept
-            previous = previous_person_map(lake, run_date)
+        previous = previous_person_map(lake, run_date, state)
         if incremental:  # both are read twice: for the seeds and for the edge tables
             fresh, crm_edges = fresh.localCheckpoint(), crm_edges.localCheckpoint()
             prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
