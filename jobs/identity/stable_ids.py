@@ -39,7 +39,6 @@ def assign_ids(
         components.join(prev, "node")
         .groupBy("component", "old_id", "old_created")
         .agg(F.count("*").alias("nodes"))
-        .localCheckpoint()  # read by both the ids and the lineage
     )
     # the heir of an old id: the component holding most of its identifiers (split rule)
     by_old = Window.partitionBy("old_id").orderBy(F.desc("nodes"), "component")
