@@ -18,6 +18,9 @@ TEST_CONF = Path(__file__).parent / "conf" / "dmp-test.yaml"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -62,6 +65,10 @@ def spark(settings):
     from jobs.session import get_spark
 
     session = get_spark(settings, app_name="dmp-tests")
+    # JVMs the suite starts after this one (spark-submit from the DAG tests, the killed and
+    # rerun jobs of the crash test) live for a minute on a few hundred rows: the C2 compiler
+    # only competes for the two cores there. This session itself keeps the default JIT.
+    os.environ["SPARK_SUBMIT_OPTS"] = SHORT_JVM_OPTS
     yield session
     session.stop()
 

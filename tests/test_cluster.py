@@ -20,7 +20,7 @@ from jobs.generate import generate
 from jobs.lake import Lake
 from jobs.pipeline import JOBS, run_pipeline
 
-from .conftest import ROOT, TEST_CONF, _free_port
+from .conftest import ROOT, SHORT_JVM_OPTS, TEST_CONF, _free_port
 
 RUN_DATE = "2026-11-04"
 
@@ -43,6 +43,7 @@ def _conf(tmp: Path, name: str, landing: Path) -> Path:
         "audience_root": str(tmp / name / "audiences"),
         "reports_root": str(tmp / name / "reports"),
     }
+    data["spark"]["extra_conf"] = {"spark.executor.extraJavaOptions": SHORT_JVM_OPTS}
     data["lookalikes"] = []
     data["destinations"] = [d for d in data["destinations"] if d["platform"] == "generic"]
     path = tmp / f"{name}.yaml"
