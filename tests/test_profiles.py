@@ -1,0 +1,83 @@
+"""The profile aggregation against the same numbers counted in plain Python on random events
+(nulls, repeated sessions / orders / devices, several sources)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+import pytest
+
+from jobs.profiles.transform import behaviour
+
+COLUMNS = (
+    "person_id string, event_ts timestamp, session_id string, source string, event_type string, "
+    "order_id string, revenue double, device_id string, anonymous_id string, "
+    "ad_consent boolean, country string"
+)
+TYPES = ["page_view", "product_view", "add_to_cart", "purchase", "email_open", "email_click"]
+
+
+def _maybe(rng: random.Random, value: str, p_null: float = 0.3) -> str | None:
+    return None if rng.random() < p_null else value
+
+
+def _events(seed: int) -> list[tuple]:
+    rng = random.Random(seed)
+    start = datetime(2026, 11, 1)
+    rows = []
+    for _ in range(400):
+        person = f"p{rng.randrange(25)}"
+        kind = rng.choice(TYPES)
+        rows.append(
+            (
+                person,
+                start + timedelta(minutes=rng.randrange(14 * 24 * 60)),
+                _maybe(rng, f"s{rng.randrange(6)}"),  # session ids repeat across persons too
+                rng.choice(["web", "app", "email"]),
+                kind,
+                _maybe(rng, f"o{rng.randrange(5)}") if kind == "purchase" else None,
+                float(rng.randrange(1, 200)) if kind == "purchase" else None,
+                _maybe(rng, f"d{rng.randrange(3)}", 0.6),
+                _maybe(rng, f"c{rng.randrange(4)}"),
+                None,
+                "FR",
+            )
+        )
+    return rows
+
+
+def _expected(rows: list[tuple]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for p in sorted({r[0] for r in rows}):
+        mine = [r for r in rows if r[0] == p]
+        buys = [r for r in mine if r[4] == "purchase"]
+        out[p] = {
+            "events": len(mine),
+            "first_seen": min(r[1] for r in mine),
+            "last_seen": max(r[1] for r in mine),
+            "sessions": len({r[2] for r in mine if r[2] is not None}),
+            "web_events": sum(r[3] == "web" for r in mine),
+            "app_events": sum(r[3] == "app" for r in mine),
+            "email_events": sum(r[3] == "email" for r in mine),
+            "product_views": sum(r[4] == "product_view" for r in mine),
+            "add_to_carts": sum(r[4] == "add_to_cart" for r in mine),
+            "purchases": len({r[5] for r in buys if r[5] is not None}),
+            "revenue": sum(r[6] for r in buys),
+            "email_engagements": sum(r[4] in ("email_open", "email_click") for r in mine),
+            "devices": len({r[7] for r in mine if r[7] is not None}),
+            "cookies": len({r[8] for r in mine if r[8] is not None}),
+        }
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_behaviour_counts_equal_a_python_count(spark, seed):
+    rows = _events(seed)
+    got = behaviour(spark.createDataFrame(rows, COLUMNS), "2026-11-15").collect()
+    expected = _expected(rows)
+    assert {r["person_id"] for r in got} == set(expected)
+    for r in got:
+        want = expected[r["person_id"]]
+        assert {k: r[k] for k in want} == pytest.approx(want), r["person_id"]
+        assert r["recency_days"] == (datetime(2026, 11, 15).date() - want["last_seen"].date()).days
