@@ -26,6 +26,7 @@ TABLES: dict[str, list[str]] = {
     "identity.blocked": ["run_date"],
     "identity.report": ["run_date"],
     "gold.profiles": [],
+    "gold.person_identifiers": [],
     "gold.segment_membership": ["run_date"],
     "gold.segment_changes": ["run_date"],
     "gold.segment_history": [],

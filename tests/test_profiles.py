@@ -81,3 +81,65 @@ def test_behaviour_counts_equal_a_python_count(spark, seed):
         want = expected[r["person_id"]]
         assert {k: r[k] for k in want} == pytest.approx(want), r["person_id"]
         assert r["recency_days"] == (datetime(2026, 11, 15).date() - want["last_seen"].date()).days
+
+
+ID_COLUMNS = (
+    "person_id string, event_ts timestamp, email_sha256 string, email_google_sha256 string, "
+    "email_uid2_sha256 string, phone_sha256 string, phone_digits_sha256 string, "
+    "device_id string, country string"
+)
+BLOCKED = "e-blocked"
+
+
+def _id_events(seed: int) -> list[tuple]:
+    rng = random.Random(seed)
+    minutes = rng.sample(range(14 * 24 * 60), 300)  # distinct times: "latest" is unambiguous
+    rows = []
+    for m in minutes:
+        email = _maybe(rng, rng.choice([f"e{rng.randrange(4)}", BLOCKED]), 0.5)
+        phone = _maybe(rng, f"t{rng.randrange(4)}", 0.6)
+        rows.append(
+            (
+                f"p{rng.randrange(20)}",
+                datetime(2026, 11, 1) + timedelta(minutes=m),
+                email,
+                None if email is None else f"g-{email}",
+                None if email is None else f"u-{email}",
+                phone,
+                None if phone is None else f"d-{phone}",
+                _maybe(rng, f"dev{rng.randrange(3)}", 0.5),
+                rng.choice(["FR", "DE", "US"]),
+            )
+        )
+    return rows
+
+
+def _latest(rows: list[tuple], col: int, when) -> tuple | None:
+    seen = [r for r in rows if when(r)]
+    return max(seen, key=lambda r: r[1])[col] if seen else None
+
+
+def test_identifiers_are_the_latest_seen_and_skip_blocked_events(spark):
+    from jobs.activation.identifiers import person_identifiers
+
+    rows = _id_events(3)
+    got = {
+        r["person_id"]: r.asDict()
+        for r in person_identifiers(
+            spark.createDataFrame(rows, ID_COLUMNS), None, None, [BLOCKED]
+        ).collect()
+    }
+    assert set(got) == {r[0] for r in rows}
+    for p, g in got.items():
+        mine = [r for r in rows if r[0] == p and r[2] != BLOCKED]
+        want = {
+            "email_sha256": _latest(mine, 2, lambda r: r[2] is not None),
+            "email_google_sha256": _latest(mine, 3, lambda r: r[2] is not None),
+            "email_uid2_sha256": _latest(mine, 4, lambda r: r[2] is not None),
+            "phone_sha256": _latest(mine, 5, lambda r: r[5] is not None),
+            "phone_digits_sha256": _latest(mine, 6, lambda r: r[5] is not None),
+            "device_id": _latest(mine, 7, lambda r: r[7] is not None),
+            "country": _latest(mine, 8, lambda r: True),
+            "zip": None,
+        }
+        assert {k: g[k] for k in want} == want, p

@@ -1,9 +1,13 @@
 """Per-person identifiers for activation: the latest hashed email / phone / device seen for
-each person in silver events, completed with CRM names, zip and country."""
+each person in silver events, completed with CRM names, zip and country.
+
+The event part is a list of aggregate columns (``identifier_aggregates``) so that the profiles
+job computes it in its own pass over the attributed events and writes
+``gold.person_identifiers``; export reads that table instead of attributing every event again."""
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 EMAIL_COLS = ["email_sha256", "email_google_sha256", "email_uid2_sha256"]
@@ -14,32 +18,45 @@ NAME_COLS = [
     "first_name_meta_sha256",
     "last_name_meta_sha256",
 ]
+EVENT_COUNTRY = "identifiers_event_country"  # apart from the profile's own event_country
+EVENT_ID_COLS = [*EMAIL_COLS, *PHONE_COLS, "device_id", EVENT_COUNTRY]
+IDENTIFIER_COLS = ["person_id", *EMAIL_COLS, *PHONE_COLS, *NAME_COLS, "country", "zip", "device_id"]
 
 
-def person_identifiers(
-    events: DataFrame, person_map: DataFrame, crm: DataFrame | None, blocked_email_hashes: list[str]
-) -> DataFrame:
+def identifier_aggregates(blocked_email_hashes: list[str]) -> list[Column]:
+    """Aggregate columns (for a ``groupBy("person_id")`` of attributed events), named
+    ``EVENT_ID_COLS``: the latest email hashes, phone hashes and device id a person was seen
+    with, and the country of their latest event. An event carrying a blocked email (a shared
+    test address) tells nothing about anyone: it is left out of all of them."""
     c = F.col
-    ev = events.where(~F.coalesce(c("email_sha256").isin(blocked_email_hashes), F.lit(False)))
-    agg = ev.groupBy("person_id").agg(
-        *[
-            F.max_by(col, F.when(c("email_sha256").isNotNull(), c("event_ts"))).alias(col)
-            for col in EMAIL_COLS
-        ],
-        *[
-            F.max_by(col, F.when(c("phone_sha256").isNotNull(), c("event_ts"))).alias(col)
-            for col in PHONE_COLS
-        ],
-        F.max_by("device_id", F.when(c("device_id").isNotNull(), c("event_ts"))).alias("device_id"),
-        F.max_by("country", "event_ts").alias("event_country"),
-    )
+    usable = ~F.coalesce(c("email_sha256").isin(blocked_email_hashes), F.lit(False))
+
+    def latest_when(cond: Column) -> Column:  # max_by skips rows whose ordering is null
+        return F.when(usable & cond, c("event_ts"))
+
+    has_email, has_phone = c("email_sha256").isNotNull(), c("phone_sha256").isNotNull()
+    return [
+        *[F.max_by(col, latest_when(has_email)).alias(col) for col in EMAIL_COLS],
+        *[F.max_by(col, latest_when(has_phone)).alias(col) for col in PHONE_COLS],
+        F.max_by("device_id", latest_when(c("device_id").isNotNull())).alias("device_id"),
+        F.max_by("country", latest_when(F.lit(True))).alias(EVENT_COUNTRY),
+    ]
+
+
+def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None) -> DataFrame:
+    """(person_id, ``EVENT_ID_COLS``) -> ``IDENTIFIER_COLS``: CRM values fill what events did
+    not show (CRM-only persons included); names and zip come from CRM only."""
+    c = F.col
     if crm is None:
-        return agg.select(
-            "*",
+        return event_ids.select(
+            "person_id",
+            *EMAIL_COLS,
+            *PHONE_COLS,
             *[F.lit(None).cast("string").alias(n) for n in NAME_COLS],
-            F.col("event_country").alias("country"),
+            c(EVENT_COUNTRY).alias("country"),
             F.lit(None).cast("string").alias("zip"),
-        ).drop("event_country")
+            "device_id",
+        )
     linked = person_map.where(c("id_type") == "crm").select(
         "person_id", c("id_value").alias("customer_id")
     )
@@ -53,12 +70,20 @@ def person_identifiers(
             ]
         )
     )
-    out = agg.join(crm_p, "person_id", "full")
+    out = event_ids.join(crm_p, "person_id", "full")
     return out.select(
         "person_id",
         *[F.coalesce(col, f"crm_{col}").alias(col) for col in EMAIL_COLS + PHONE_COLS],
         *[c(f"crm_{col}").alias(col) for col in NAME_COLS],
-        F.coalesce("crm_country", "event_country").alias("country"),
+        F.coalesce("crm_country", EVENT_COUNTRY).alias("country"),
         c("crm_zip").alias("zip"),
         "device_id",
     )
+
+
+def person_identifiers(
+    events: DataFrame, person_map: DataFrame, crm: DataFrame | None, blocked_email_hashes: list[str]
+) -> DataFrame:
+    """Attributed events -> ``IDENTIFIER_COLS``, one row per person."""
+    event_ids = events.groupBy("person_id").agg(*identifier_aggregates(blocked_email_hashes))
+    return with_crm(event_ids, person_map, crm)

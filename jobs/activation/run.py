@@ -7,10 +7,8 @@ from pyspark.sql import functions as F
 
 from jobs.activation.files import publish
 from jobs.activation.formats import FORMATS, HASHING
-from jobs.activation.identifiers import person_identifiers
-from jobs.identity.graph import blocked_nodes
+from jobs.activation.identifiers import IDENTIFIER_COLS
 from jobs.lake import Lake
-from jobs.profiles.run import attributed_events
 from jobs.report import JobReport, say
 
 
@@ -21,6 +19,24 @@ def consented(members, profiles):
         (F.col("ad_consent") == F.lit(True)) & ~F.coalesce("identity_quarantined", F.lit(False))
     ).select("person_id")
     return members.join(ok, "person_id", "left_semi")
+
+
+def identifiers(lake: Lake, run_date: str):
+    """The identifiers of every person, as the profiles job wrote them in the same pass as the
+    profiles (export does not attribute the events again)."""
+    if not lake.exists("gold.person_identifiers"):
+        raise RuntimeError(
+            f"export {run_date}: {lake.path('gold.person_identifiers')} does not exist; "
+            "run the profiles job first (it writes the identifiers export sends)"
+        )
+    ids = lake.read("gold.person_identifiers")
+    made = ids.agg(F.max("run_date")).first()[0]
+    if made is not None and str(made) < run_date:
+        say(
+            f"[export] {run_date}: identifiers are from the profiles run of {made}; "
+            "people first seen since then have none yet"
+        )
+    return ids.select(*IDENTIFIER_COLS)
 
 
 def last_export_date(lake: Lake, destination: str, segment: str, run_date: str) -> str | None:
@@ -93,11 +109,7 @@ def mark_sent(lake: Lake, published: list[tuple[str, str]], run_date: str) -> No
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     spark = lake.spark
-    crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
-    blocked = [n.split(":", 1)[1] for n in blocked_nodes(lake.settings.identity.blocked_emails)]
-    ids = person_identifiers(
-        attributed_events(lake, run_date), lake.read("identity.person_map"), crm, blocked
-    ).cache()
+    ids = identifiers(lake, run_date).cache()
     pending = pending_removals(lake, run_date)
     removal_ids = ids
     if pending is not None:

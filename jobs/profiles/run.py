@@ -1,9 +1,12 @@
-"""Profiles job: attribute silver events to persons and aggregate one row per person."""
+"""Profiles job: attribute silver events to persons and aggregate one row per person, plus the
+identifiers activation sends for each person (``gold.person_identifiers``), in one pass."""
 
 from __future__ import annotations
 
 from pyspark.sql import functions as F
 
+from jobs.activation.identifiers import EVENT_ID_COLS, identifier_aggregates, with_crm
+from jobs.identity.graph import blocked_nodes
 from jobs.identity.resolve import attribute_events
 from jobs.lake import Lake
 from jobs.profiles.transform import build_profiles
@@ -17,14 +20,29 @@ def attributed_events(lake: Lake, run_date: str):
     )
 
 
+def blocked_email_hashes(lake: Lake) -> list[str]:
+    return [n.split(":", 1)[1] for n in blocked_nodes(lake.settings.identity.blocked_emails)]
+
+
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
-    with report.step("aggregate profiles"):
-        profiles = build_profiles(
-            attributed_events(lake, run_date), lake.read("identity.person_map"), crm, run_date
+    person_map = lake.read("identity.person_map")
+    with report.step("aggregate profiles and identifiers"):
+        wide = build_profiles(
+            attributed_events(lake, run_date),
+            person_map,
+            crm,
+            run_date,
+            extra=identifier_aggregates(blocked_email_hashes(lake)),
+        ).persist()  # one row per person: both tables come from one pass over the events
+        lake.overwrite(wide.drop(*EVENT_ID_COLS), "gold.profiles")
+        ids = with_crm(wide.select("person_id", *EVENT_ID_COLS), person_map, crm)
+        lake.overwrite(
+            ids.withColumn("run_date", F.lit(run_date).cast("date")), "gold.person_identifiers"
         )
-        lake.overwrite(profiles, "gold.profiles")
-    report.written["gold.profiles"] = lake.last_write_rows("gold.profiles")
+        wide.unpersist()
+    for table in ("gold.profiles", "gold.person_identifiers"):
+        report.written[table] = lake.last_write_rows(table)
     stats = (
         lake.read("gold.profiles")
         .agg(

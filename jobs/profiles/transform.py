@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -19,8 +21,9 @@ def distinct_count(col: str | Column) -> Column:
     return F.size(F.collect_set(col))
 
 
-def behaviour(events: DataFrame, run_date: str) -> DataFrame:
-    """events(person_id, ...) -> behaviour, RFM and channel counts per person."""
+def behaviour(events: DataFrame, run_date: str, extra: Sequence[Column] = ()) -> DataFrame:
+    """events(person_id, ...) -> behaviour, RFM and channel counts per person, plus any
+    ``extra`` aggregate columns computed in the same pass."""
     c = F.col
     today = F.lit(run_date).cast("date")
     return (
@@ -48,6 +51,7 @@ def behaviour(events: DataFrame, run_date: str) -> DataFrame:
             ),
             F.max(F.when(c("ad_consent").isNotNull(), c("event_ts"))).alias("event_consent_at"),
             F.max_by("country", "event_ts").alias("event_country"),
+            *extra,
         )
         .withColumn("recency_days", F.datediff(today, F.to_date("last_seen")))
         .withColumn("days_since_purchase", F.datediff(today, F.to_date("last_purchase_at")))
@@ -133,10 +137,16 @@ def identifier_counts(person_map: DataFrame) -> DataFrame:
 
 
 def build_profiles(
-    events: DataFrame, person_map: DataFrame, crm: DataFrame | None, run_date: str
+    events: DataFrame,
+    person_map: DataFrame,
+    crm: DataFrame | None,
+    run_date: str,
+    extra: Sequence[Column] = (),
 ) -> DataFrame:
+    """One row per person; ``extra`` aggregate columns (e.g. the activation identifiers) ride
+    along in the behaviour pass, so the attributed events are aggregated once."""
     profiles = (
-        behaviour(events, run_date)
+        behaviour(events, run_date, extra)
         .join(category_affinity(events, run_date), "person_id", "left")
         .join(identifier_counts(person_map), "person_id", "left")
     )
