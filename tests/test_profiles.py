@@ -143,3 +143,27 @@ def test_identifiers_are_the_latest_seen_and_skip_blocked_events(spark):
             "zip": None,
         }
         assert {k: g[k] for k in want} == want, p
+
+
+def test_top_category_is_the_highest_score_and_a_tie_goes_to_the_first_name(spark):
+    from datetime import date
+
+    from jobs.profiles.transform import category_affinity
+
+    day = date(2026, 11, 10)
+    rows = [  # (person, category, event type): views weigh 1, carts 2, purchases 4
+        *[("p1", cat, "product_view") for cat in ["tents", "books", "lamps"]],  # a 3-way tie
+        ("p2", "books", "product_view"),
+        ("p2", "tents", "purchase"),
+        ("p3", "lamps", "add_to_cart"),
+        *[("p3", "books", "product_view")] * 2,  # 2 views tie with 1 cart
+    ]
+    for order in (rows, rows[::-1]):
+        df = spark.createDataFrame(
+            [(p, c, t, day) for p, c, t in order],
+            "person_id string, category string, event_type string, event_date date",
+        )
+        top = {
+            r["person_id"]: r["top_category"] for r in category_affinity(df, "2026-11-10").collect()
+        }
+        assert top == {"p1": "books", "p2": "tents", "p3": "books"}

@@ -8,6 +8,9 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 AFFINITY_HALF_LIFE_DAYS = 14.0
+# revenue is summed exactly (to 1/10,000 of the currency unit), so the total does not depend on
+# the order Spark adds the purchases in (a sum of doubles changed in its last digits per plan)
+MONEY = "decimal(24,4)"
 
 
 def _count_if(cond):
@@ -40,7 +43,10 @@ def behaviour(events: DataFrame, run_date: str, extra: Sequence[Column] = ()) ->
             _count_if(c("event_type") == "add_to_cart").alias("add_to_carts"),
             distinct_count(F.when(c("event_type") == "purchase", c("order_id"))).alias("purchases"),
             F.coalesce(
-                F.sum(F.when(c("event_type") == "purchase", c("revenue"))), F.lit(0.0)
+                F.sum(F.when(c("event_type") == "purchase", c("revenue").cast(MONEY))).cast(
+                    "double"
+                ),
+                F.lit(0.0),
             ).alias("revenue"),
             F.max(F.when(c("event_type") == "purchase", c("event_ts"))).alias("last_purchase_at"),
             _count_if(c("event_type").isin("email_open", "email_click")).alias("email_engagements"),
@@ -89,7 +95,11 @@ def category_affinity(events: DataFrame, run_date: str) -> DataFrame:
         F.map_from_entries(F.collect_list(F.struct("category", F.round("view_score", 4)))).alias(
             "category_views"
         ),
-        F.max_by("category", "score").alias("top_category"),
+        # highest score; a tie goes to the first name, so reruns agree (a bare max_by on the
+        # score kept whichever tied row came last, which changed with the plan)
+        F.min_by("category", F.struct(-F.round("score", 4), F.col("category"))).alias(
+            "top_category"
+        ),
     )
 
 
