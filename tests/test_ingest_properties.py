@@ -55,3 +55,27 @@ def test_no_crash_and_nothing_lost(spark, lines):
     assert n_silver + n_quarantine <= len(lines)
     assert accepted.count() + n_quarantine == len(lines)
     bronze.unpersist()
+
+
+def test_only_one_standard_json_object_per_line_is_parsed(spark):
+    ok = '{"event_id": "e1", "event_type": "page_view", "mood": "happy"}'
+    not_an_event = [
+        "[1, 2]",  # JSON, but not an object
+        '"text"',
+        "12",
+        "null",
+        '{"event_id": "e1"',  # truncated
+        '{"event_id": "e1",}',  # trailing comma
+        "{'event_id': 'e1'}",  # single quotes
+        '{"event_id": "e1", "price": NaN}',  # not a JSON number
+        '{"event_id": "e1", "event_id": "e2"}',  # which one? ambiguous
+        "not json at all",
+    ]
+    df = spark.createDataFrame(
+        [(v, "s3a://raw/web/dt=2026-11-02/x.gz") for v in [ok, *not_an_event]],
+        "value string, source_file string",
+    )
+    rows = to_bronze(df, "US").select("event_id", "unparsed_line", "extra_fields").collect()
+    assert rows[0]["unparsed_line"] is None and rows[0]["extra_fields"] == {"mood": "happy"}
+    for line, row in zip(not_an_event, rows[1:], strict=True):
+        assert row["unparsed_line"] is not None, line

@@ -64,6 +64,8 @@ HASH_COLUMNS = [
 EARLIEST_EVENT = "2000-01-01"  # anything older is a broken clock, not a late event
 EMAIL_LIKE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 PHONE_LIKE = r"\+?[0-9][0-9 ()\-]{7,}[0-9]"
+# standard JSON only: no single quotes, no NaN / Infinity (Spark's parser accepts both by default)
+STRICT_JSON = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
 
 
 def mask_pii(text: Column) -> Column:
@@ -85,17 +87,24 @@ def to_bronze(lines: DataFrame, default_country: str, max_line_chars: int = 65_5
         F.when(line_error.isNull(), text).alias("value"),
         F.when(line_error.isNotNull(), F.substring(text, 1, 2000)).alias("bad_text"),
     )
-    parsed = parsed.withColumn("j", F.from_json("value", RAW_SCHEMA, {"mode": "PERMISSIVE"}))
-    is_json = F.col("j").isNotNull() & F.expr("try_parse_json(value) IS NOT NULL")
+    parsed = parsed.withColumn(
+        "j", F.from_json("value", RAW_SCHEMA, {"mode": "PERMISSIVE"})
+    ).withColumn("m", F.from_json("value", "map<string,string>", STRICT_JSON))
+    # the map parse (needed anyway for unknown fields) is also the syntax check: null unless
+    # the line is one JSON object; duplicate keys are ambiguous, so not accepted either
+    keys = F.map_keys("m")
+    is_json = (
+        F.col("j").isNotNull()
+        & F.col("m").isNotNull()
+        & (F.size(keys) == F.size(F.array_distinct(keys)))
+    )
     fields = [F.col(f"j.{f}").alias(f) for f in RAW_FIELDS if f not in ("email", "phone")]
     hashes = {
         **email_hashes(F.col("j.email")),
         **phone_hashes(F.col("j.phone"), F.col("j.country"), default_country),
     }
     known = F.array(*[F.lit(f) for f in RAW_FIELDS])
-    extra = F.map_filter(
-        F.from_json("value", "map<string,string>"), lambda k, v: ~F.array_contains(known, k)
-    )
+    extra = F.map_filter("m", lambda k, v: ~F.array_contains(known, k))
     extra = F.transform_values(extra, lambda k, v: mask_pii(v))
     return parsed.select(
         *fields,
