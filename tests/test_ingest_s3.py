@@ -150,3 +150,15 @@ def test_every_kind_of_bad_input_is_quarantined_with_its_reason(spark, settings,
     assert f"{len(salvaged)} complete lines salvaged" in truncated["detail"]
     # the raw text is kept for diagnosis, with PII masked
     assert lake.read("silver.quarantine").where("reason = 'invalid_utf8'").first()["detail"]
+    # days later, a file re-delivers e-1 (an event of 2026-11-02) next to a new event: e-1 is
+    # recognised as a duplicate against what silver already holds, the new one is inserted
+    later = tmp_path / "late" / "web" / "dt=2026-11-05"
+    later.mkdir(parents=True)
+    fresh = _event(200, event_ts="2026-11-05T08:00:00.000Z")
+    (later / "part-0000.ndjson.gz").write_bytes(
+        gzip.compress(good + b"\n" + json.dumps(fresh).encode() + b"\n")
+    )
+    upload(s3, tmp_path / "late", "raw", "bad-input")
+    again = run_job(lake, "ingest", "2026-11-05")
+    assert again.written["silver.events"] == 1 and again.dropped["duplicate_event"] == 1
+    assert {r["event_id"] for r in lake.read("silver.events").collect()} == silver | {"e-200"}
