@@ -355,7 +355,7 @@ def _markdown(results, days, scales, peak_mb) -> str:
         + ".",
         "",
         "GraphFrames is not on the comparison: Maven Central as reachable from this machine "
-        "serves no `io.graphframes` artifact (checked again 2026-11-29; the `graphframes-py` "
+        "serves no `io.graphframes` artifact (checked again 2026-11-30; the `graphframes-py` "
         "wheel on PyPI carries no JVM code), so it cannot be resolved here.",
         "",
     ]
