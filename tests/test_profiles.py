@@ -167,3 +167,31 @@ def test_top_category_is_the_highest_score_and_a_tie_goes_to_the_first_name(spar
             r["person_id"]: r["top_category"] for r in category_affinity(df, "2026-11-10").collect()
         }
         assert top == {"p1": "books", "p2": "tents", "p3": "books"}
+
+
+def test_ties_at_the_same_instant_are_settled_the_same_way_every_run(spark):
+    from jobs.activation.identifiers import person_identifiers
+
+    at = datetime(2026, 11, 3, 12, 0)
+    ids = [  # two emails and two phones seen at the same instant
+        ("p1", at, "e1", "g-e1", "u-e1", "t2", "d-t2", "dev1", "FR"),
+        ("p1", at, "e2", "g-e2", "u-e2", "t1", "d-t1", "dev2", "DE"),
+    ]
+    consent = [
+        ("p1", at, s, None, "page_view", None, None, None, None, c, "FR")
+        for s, c in [("s1", True), ("s2", False)]
+    ]  # a yes and a no at the same instant
+    for order in (1, -1):
+        got = person_identifiers(
+            spark.createDataFrame(ids[::order], ID_COLUMNS), None, None, []
+        ).first()
+        # one event's hashes, the larger email (and phone) winning the tie, on every run
+        assert (got["email_sha256"], got["email_google_sha256"], got["email_uid2_sha256"]) == (
+            "e2",
+            "g-e2",
+            "u-e2",
+        )
+        assert (got["phone_sha256"], got["phone_digits_sha256"]) == ("t2", "d-t2")
+        assert got["device_id"] == "dev2"
+        said = behaviour(spark.createDataFrame(consent[::order], COLUMNS), "2026-11-15").first()
+        assert said["event_consent"] is False

@@ -31,15 +31,20 @@ def identifier_aggregates(blocked_email_hashes: list[str]) -> list[Column]:
     c = F.col
     usable = ~F.coalesce(c("email_sha256").isin(blocked_email_hashes), F.lit(False))
 
-    def latest_when(cond: Column) -> Column:  # max_by skips rows whose ordering is null
-        return F.when(usable & cond, c("event_ts"))
+    def latest(value: str, key: str) -> Column:
+        # ``value`` of the latest usable event with a ``key``; at the same instant the larger
+        # key wins, so a rerun picks the same row (a flip would ship as a remove + an add)
+        # and the email (or phone) hashes all come from one event. max_by skips null orderings.
+        order = F.when(usable & c(key).isNotNull(), F.struct(c("event_ts"), c(key)))
+        return F.max_by(value, order).alias(value)
 
-    has_email, has_phone = c("email_sha256").isNotNull(), c("phone_sha256").isNotNull()
     return [
-        *[F.max_by(col, latest_when(has_email)).alias(col) for col in EMAIL_COLS],
-        *[F.max_by(col, latest_when(has_phone)).alias(col) for col in PHONE_COLS],
-        F.max_by("device_id", latest_when(c("device_id").isNotNull())).alias("device_id"),
-        F.max_by("country", latest_when(F.lit(True))).alias(EVENT_COUNTRY),
+        *[latest(col, "email_sha256") for col in EMAIL_COLS],
+        *[latest(col, "phone_sha256") for col in PHONE_COLS],
+        latest("device_id", "device_id"),
+        F.max_by(
+            "country", F.when(usable, F.struct(c("event_ts"), F.coalesce("country", F.lit(""))))
+        ).alias(EVENT_COUNTRY),
     ]
 
 

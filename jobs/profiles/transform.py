@@ -52,11 +52,13 @@ def behaviour(events: DataFrame, run_date: str, extra: Sequence[Column] = ()) ->
             _count_if(c("event_type").isin("email_open", "email_click")).alias("email_engagements"),
             distinct_count("device_id").alias("devices"),
             distinct_count("anonymous_id").alias("cookies"),
-            F.max_by("ad_consent", F.when(c("ad_consent").isNotNull(), c("event_ts"))).alias(
-                "event_consent"
-            ),
+            # the latest statement; two at the same instant that disagree count as a no
+            F.max_by(
+                "ad_consent",
+                F.when(c("ad_consent").isNotNull(), F.struct(c("event_ts"), ~c("ad_consent"))),
+            ).alias("event_consent"),
             F.max(F.when(c("ad_consent").isNotNull(), c("event_ts"))).alias("event_consent_at"),
-            F.max_by("country", "event_ts").alias("event_country"),
+            F.max_by("country", F.struct(c("event_ts"), c("country"))).alias("event_country"),
             *extra,
         )
         .withColumn("recency_days", F.datediff(today, F.to_date("last_seen")))
