@@ -23,11 +23,14 @@ def node(id_type: str, column: str):
     return F.when(F.col(column).isNotNull(), F.concat(F.lit(id_type + ":"), F.col(column)))
 
 
+def blocked_email_hashes(blocked_emails: list[str]) -> list[str]:
+    """Blocked emails hashed like silver hashes them (``email_sha256``)."""
+    return [hashlib.sha256(e.strip().lower().encode()).hexdigest() for e in blocked_emails]
+
+
 def blocked_nodes(blocked_emails: list[str]) -> list[str]:
-    """Blocked emails as the nodes they would become (hashed like silver hashes them)."""
-    return [
-        "email:" + hashlib.sha256(e.strip().lower().encode()).hexdigest() for e in blocked_emails
-    ]
+    """Blocked emails as the nodes they would become."""
+    return ["email:" + h for h in blocked_email_hashes(blocked_emails)]
 
 
 def _records(df: DataFrame, identifiers: dict[str, str], ts: str) -> DataFrame:

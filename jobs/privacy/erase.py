@@ -14,11 +14,11 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.activation.identifiers import person_identifiers
+from jobs.identity.graph import blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.lake import TABLES, Lake
 from jobs.privacy.raw_files import contains_any, erase_raw
-from jobs.profiles.run import blocked_email_hashes
 from jobs.report import JobReport
 
 ID_TYPES = {  # identifier type -> the column that holds it in events, CRM and identity tables
@@ -134,9 +134,9 @@ def queue_removals(lake: Lake, pids: list[str], erasure_id: str) -> int:
     attributed = attribute_events(events, pm, lake.settings.identity.link_types)
     attributed = attributed.where(F.col("person_id").isin(pids))
     crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
-    ids = person_identifiers(attributed, pm, crm, blocked_email_hashes(lake)).where(
-        F.col("person_id").isin(pids)
-    )
+    ids = person_identifiers(
+        attributed, pm, crm, blocked_email_hashes(lake.settings.identity.blocked_emails)
+    ).where(F.col("person_id").isin(pids))
     pending = sent.select("destination", "segment", "person_id").join(ids, "person_id")
     pending = pending.select(
         F.lit(erasure_id).alias("erasure_id"),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from jobs.activation.identifiers import EVENT_ID_COLS, identifier_aggregates, with_crm
-from jobs.identity.graph import blocked_nodes
+from jobs.identity.graph import blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.lake import Lake
 from jobs.profiles.transform import build_profiles
@@ -20,10 +20,6 @@ def attributed_events(lake: Lake, run_date: str):
     )
 
 
-def blocked_email_hashes(lake: Lake) -> list[str]:
-    return [n.split(":", 1)[1] for n in blocked_nodes(lake.settings.identity.blocked_emails)]
-
-
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
     person_map = lake.read("identity.person_map")
@@ -33,7 +29,9 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             person_map,
             crm,
             run_date,
-            extra=identifier_aggregates(blocked_email_hashes(lake)),
+            extra=identifier_aggregates(
+                blocked_email_hashes(lake.settings.identity.blocked_emails)
+            ),
         ).persist()  # one row per person: both tables come from one pass over the events
         lake.overwrite(wide.drop(*EVENT_ID_COLS), "gold.profiles")
         ids = with_crm(wide.select("person_id", *EVENT_ID_COLS), person_map, crm)
