@@ -4,12 +4,19 @@ is accepted, quarantined with a reason, or recognised as a duplicate."""
 from __future__ import annotations
 
 import json
+import re
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
-from jobs.ingest.events import RAW_FIELDS, quarantine_reason, split_bronze, to_bronze
+from jobs.ingest.events import (
+    RAW_FIELDS,
+    bot_reason,
+    quarantine_reason,
+    split_bronze,
+    to_bronze,
+)
 
 scalar = st.one_of(
     st.none(),
@@ -79,3 +86,31 @@ def test_only_one_standard_json_object_per_line_is_parsed(spark):
     assert rows[0]["unparsed_line"] is None and rows[0]["extra_fields"] == {"mood": "happy"}
     for line, row in zip(not_an_event, rows[1:], strict=True):
         assert row["unparsed_line"] is not None, line
+
+
+def test_bot_patterns_match_like_case_insensitive_regexes(spark):
+    """Plain words are matched as substrings of the lowercased agent, other patterns as
+    regexes: both must agree with Python's case-insensitive regex search."""
+    patterns = ["bot", "Crawler", "head-less", r"curl/\d+", "^Wget"]
+    agents = [
+        "Mozilla/5.0 (compatible; Googlebot/2.1)",
+        "Mozilla/5.0 (Windows NT 10.0) Chrome/120",
+        "SuperCRAWLER 1.0",
+        "HEAD-LESS chrome",
+        "headless chrome",
+        "curl/8",
+        "curl/x",
+        "wget/1.2",
+        "my wget",
+        "",
+        None,
+        "ROBOT",
+    ]
+    df = spark.createDataFrame([(a,) for a in agents], "user_agent string").withColumn(
+        "_busy", F.lit(None).cast("boolean")
+    )
+    got = [r[0] for r in df.select(bot_reason(patterns)).collect()]
+    rx = re.compile("|".join(patterns), re.IGNORECASE)
+    want = ["bot_user_agent" if a and rx.search(a) else None for a in agents]
+    assert got == want
+    assert want.count("bot_user_agent") == 6  # the cases above are not all one way

@@ -4,15 +4,19 @@ duplicate and late deliveries land once, bad rows quarantined with a reason."""
 
 from __future__ import annotations
 
+import re
+
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.ingest.crm import CRM_SCHEMA, crm_to_bronze, split_crm
-from jobs.ingest.events import split_bronze, to_bronze
+from jobs.ingest.events import busy_cookie_days, split_bronze, to_bronze
 from jobs.ingest.files import check_files
 from jobs.lake import Lake
 from jobs.report import JobReport, say
+
+DT = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 
 
 def _add(d: dict[str, int], key: str, n: int) -> None:
@@ -76,6 +80,15 @@ def _file_rows(files: DataFrame, lines: DataFrame, source: str, batch_id: int) -
     )
 
 
+def batch_rows(bronze: DataFrame, names: list[str]) -> DataFrame:
+    """The bronze rows of one batch's files: the partitions of their dates, then the files."""
+    days = sorted({m.group(1) for n in names if (m := DT.search(n))})
+    in_days = F.col("dt").isin(days)
+    if any(not DT.search(n) for n in names):  # a file outside a dt= folder has no date
+        in_days = in_days | F.col("dt").isNull() | (F.col("dt") == "")
+    return bronze.where(in_days & F.col("source_file").isin(names))
+
+
 def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
     s = lake.settings.ingest
     spark = lake.spark
@@ -93,7 +106,8 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
     def handle(batch: DataFrame, batch_id: int) -> None:
         files = check_files(batch).persist()
         listed = files.where(~F.coalesce(F.col("file_error"), F.lit("")).startswith("corrupt"))
-        paths = [r[0] for r in listed.select("source_file").collect()]  # names, not data
+        listed = listed.select("source_file", _uri("source_file").alias("name")).collect()
+        paths = [r["source_file"] for r in listed]  # names, not data
         if paths:
             lines = (
                 spark.read.option("ignoreCorruptFiles", "true")  # salvage a truncated file's head
@@ -105,12 +119,16 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
         bronze = to_bronze(lines, s.default_country, s.max_line_chars).withColumn(
             "source", F.coalesce("source", F.lit(source))
         )
-        bronze = bronze.persist()
         lake.append(bronze, "bronze.events", txn=(f"bronze-{source}", batch_id))
+        # everything after this reads the batch back as bronze holds it (also when an earlier
+        # attempt committed it): column-pruned Parquet, not a cache of millions of wide rows
+        bronze = batch_rows(lake.read("bronze.events"), [r["name"] for r in listed])
         ledger = _file_rows(files, bronze, source, batch_id).persist()
         lake.append(ledger, "bronze.files", txn=(f"files-{source}", batch_id))
+        # the few busy cookies, found once for both the quarantine and the silver rows
+        busy = busy_cookie_days(bronze, s.max_events_per_cookie_per_day).persist()
         silver, quarantine = split_bronze(
-            bronze, s.bot_user_agent_patterns, s.max_events_per_cookie_per_day
+            bronze, s.bot_user_agent_patterns, s.max_events_per_cookie_per_day, busy
         )
         bad_files = ledger.where(F.col("file_error").isNotNull()).select(
             F.regexp_extract("file_error", r"^(\w+)", 1).alias("reason"),
@@ -172,7 +190,7 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
             f"{inserted:,} new + {n_quarantined:,} quarantined + {duplicates:,} duplicates"
             + (f"; {n_bad_files} damaged files quarantined" if n_bad_files else "")
         )
-        for df in (files, bronze, ledger, quarantine):
+        for df in (files, ledger, busy, quarantine):
             df.unpersist()
 
     _run_stream(lake, stream, source, handle)

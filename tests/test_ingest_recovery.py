@@ -1,0 +1,63 @@
+"""A crash between the bronze write and the rest of the batch: the rerun finishes the batch from
+the rows bronze already holds (Delta skips the repeated bronze write), and the lake equals that
+of a run that never crashed."""
+
+from __future__ import annotations
+
+import gzip
+from collections import Counter
+from datetime import date
+
+import pytest
+
+from jobs.generate import generate
+from jobs.lake import Lake
+from jobs.pipeline import run_job
+
+RUN_DATE = "2026-11-03"
+
+
+def _lake(spark, settings, root) -> Lake:
+    storage = settings.storage.model_copy(
+        update={"raw_root": str(root.parent / "landing" / "raw"), "lake_root": str(root)}
+    )
+    return Lake(spark, settings.model_copy(update={"storage": storage}))
+
+
+def _rows(lake: Lake, table: str) -> Counter:
+    df = lake.read(table).drop("ingested_at")
+    return Counter(tuple(r) for r in df.select(*sorted(df.columns)).collect())
+
+
+def test_a_crash_after_the_bronze_write_reruns_to_the_same_lake(
+    spark, settings, tmp_path, monkeypatch
+):
+    landing = tmp_path / "landing"
+    generate(str(landing), 80, 3, 17, date(2026, 11, 1), progress=lambda m: None)
+    lines = sum(
+        len(gzip.decompress(f.read_bytes()).splitlines())
+        for f in (landing / "raw").rglob("*.ndjson.gz")
+    )
+    clean = _lake(spark, settings, tmp_path / "clean")
+    run_job(clean, "ingest", RUN_DATE)
+
+    crashed = _lake(spark, settings, tmp_path / "crashed")
+    append = Lake.append
+
+    def crash_after_bronze(self, df, table, txn=None):
+        if table == "bronze.files":
+            raise RuntimeError("crash after the bronze write")
+        append(self, df, table, txn)
+
+    monkeypatch.setattr(Lake, "append", crash_after_bronze)
+    with pytest.raises(Exception, match="crash after the bronze write"):
+        run_job(crashed, "ingest", RUN_DATE)
+    monkeypatch.setattr(Lake, "append", append)
+    assert crashed.read("bronze.events").count() > 0  # the first source's batch was committed
+    assert not crashed.exists("silver.events")
+
+    report = run_job(crashed, "ingest", RUN_DATE)
+    assert crashed.read("bronze.events").count() == lines  # each line once, not twice
+    for table in ("bronze.files", "silver.events", "silver.quarantine"):
+        assert _rows(crashed, table) == _rows(clean, table), table
+    assert sum(v for k, v in report.read.items() if k.endswith("_lines")) == lines
