@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.identity.graph import EVENT_IDENTIFIERS, endpoints, node, node_type
@@ -170,9 +170,9 @@ def update_person_map(
     return kept.unionByName(pm.select(*PERSON_MAP_COLUMNS)), lineage, cuts, region
 
 
-def attribute_events(events: DataFrame, person_map: DataFrame, link_types: list[str]) -> DataFrame:
-    """Adds ``person_id`` to each event through its most trusted identifier (order of
-    ``link_types``); a hub identifier is used only when the event has nothing better."""
+def _best_person(rows: DataFrame, keys: list[str], person_map: DataFrame, link_types: list[str]):
+    """(keys..., person_id) for each row with an identifier in the map: the person of its most
+    trusted identifier (order of ``link_types``), a hub only when nothing better is there."""
     rank = {t: i for i, t in enumerate(link_types)}
     cands = F.array(
         *[
@@ -180,14 +180,34 @@ def attribute_events(events: DataFrame, person_map: DataFrame, link_types: list[
             for t, c in EVENT_IDENTIFIERS.items()
         ]
     )
-    ids = events.select("event_id", "event_date", F.explode(cands).alias("c")).where(
-        F.col("c.node").isNotNull()
-    )
+    ids = rows.select(*keys, F.explode(cands).alias("c")).where(F.col("c.node").isNotNull())
     pm = person_map.select("node", "person_id", "is_hub")
-    best = (
+    return (
         ids.join(pm, F.col("c.node") == F.col("node"))
         .withColumn("r", F.col("c.rank") + F.when(F.col("is_hub"), 100).otherwise(0))
-        .groupBy("event_id", "event_date")
+        .groupBy(*keys)
         .agg(F.min_by("person_id", "r").alias("person_id"))
     )
+
+
+def attribute_events(events: DataFrame, person_map: DataFrame, link_types: list[str]) -> DataFrame:
+    """Adds ``person_id`` to each event through its most trusted identifier (order of
+    ``link_types``); a hub identifier is used only when the event has nothing better."""
+    best = _best_person(events, ["event_id", "event_date"], person_map, link_types)
     return events.join(best, ["event_id", "event_date"], "left")
+
+
+def attributed_sums(
+    events: DataFrame, person_map: DataFrame, link_types: list[str], sums: dict[str, Column]
+) -> DataFrame:
+    """(person_id, name...): each expression of ``sums`` summed over each person's events, as
+    ``attribute_events`` attributes them. An event's person depends on its identifiers alone,
+    so the events are first summed per distinct set of identifiers and only those sets are
+    attributed: a few rows per person go through the joins instead of every event. Events of
+    no known person are left out. Give integer or decimal expressions for sums that do not
+    depend on the order of addition."""
+    id_cols = list(EVENT_IDENTIFIERS.values())
+    groups = events.groupBy(*id_cols).agg(*[F.sum(c).alias(n) for n, c in sums.items()])
+    # the sums ride along as keys: equal within a set, so the attribution keeps them as they are
+    best = _best_person(groups, id_cols + list(sums), person_map, link_types)
+    return best.groupBy("person_id").agg(*[F.sum(n).alias(n) for n in sums])

@@ -13,10 +13,15 @@ from jobs.profiles.transform import build_profiles
 from jobs.report import JobReport
 
 
+def events_until(lake: Lake, run_date: str):
+    return lake.read("silver.events").where(F.col("event_date") <= F.lit(run_date).cast("date"))
+
+
 def attributed_events(lake: Lake, run_date: str):
-    events = lake.read("silver.events").where(F.col("event_date") <= F.lit(run_date).cast("date"))
     return attribute_events(
-        events, lake.read("identity.person_map"), lake.settings.identity.link_types
+        events_until(lake, run_date),
+        lake.read("identity.person_map"),
+        lake.settings.identity.link_types,
     )
 
 

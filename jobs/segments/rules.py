@@ -24,6 +24,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.config import ConfigError, read_yaml
+from jobs.profiles.transform import MONEY
 
 OPS = {
     "eq": operator.eq,
@@ -241,19 +242,41 @@ def _check_refs(name, rule, segments, chain):
         _check_refs(ref, segments[ref].rule, segments, chain + [ref])
 
 
-def event_aggregates(events: DataFrame, conditions: list[EventCondition], run_date: str):
-    """One column per event condition, aggregated per person over its own time window."""
+def condition_values(conditions: list[EventCondition], run_date: str) -> dict[str, Column]:
+    """Per event, what each event condition adds up: 1 (count) or the measure, when the event
+    matches the condition's filters and time window. Measures as decimal(24,4): exact sums."""
     today = F.lit(run_date).cast("date")
-    aggs = []
+    values = {}
     for cond in conditions:
         match = (F.col("event_date") > F.date_sub(today, cond.within_days)) & (
             F.col("event_date") <= today
         )
         for col, vals in cond.filters.items():
             match = match & F.col(col).isin(vals)
-        value = F.lit(1) if cond.measure == "count" else F.col(cond.measure)
-        aggs.append(F.coalesce(F.sum(F.when(match, value)), F.lit(0)).alias(cond.name))
-    return events.groupBy("person_id").agg(*aggs)
+        value = F.lit(1) if cond.measure == "count" else F.col(cond.measure).cast(MONEY)
+        values[cond.name] = F.when(match, value)
+    return values
+
+
+def event_aggregates(
+    events: DataFrame, conditions: list[EventCondition], run_date: str, sum_by_person=None
+):
+    """One column per event condition, aggregated per person over its own time window.
+    ``events`` carry ``person_id``, or ``sum_by_person(events, {name: value})`` attributes
+    them and sums (the segments job: ``identity.resolve.attributed_sums``)."""
+    values = condition_values(conditions, run_date)
+    if sum_by_person is None:
+        sums = events.groupBy("person_id").agg(*[F.sum(v).alias(n) for n, v in values.items()])
+    else:
+        sums = sum_by_person(events, values)
+    measures = {c.name for c in conditions if c.measure != "count"}
+    return sums.select(
+        "person_id",
+        *[
+            F.coalesce(F.col(n).cast("double" if n in measures else "long"), F.lit(0)).alias(n)
+            for n in values
+        ],
+    )
 
 
 def compile_rule(rule, segments: dict[str, Segment]) -> Column:
@@ -288,13 +311,19 @@ def compile_rule(rule, segments: dict[str, Segment]) -> Column:
 
 
 def evaluate(
-    profiles: DataFrame, events: DataFrame, segments: dict[str, Segment], run_date: str
+    profiles: DataFrame,
+    events: DataFrame,
+    segments: dict[str, Segment],
+    run_date: str,
+    sum_by_person=None,
 ) -> DataFrame:
-    """-> (segment, person_id) for every member of every segment."""
+    """-> (segment, person_id) for every member of every segment. ``events`` and
+    ``sum_by_person``: as for ``event_aggregates``."""
     conditions = [c for s in segments.values() for c in s.event_conditions]
     wide = profiles
     if conditions:
-        wide = wide.join(event_aggregates(events, conditions, run_date), "person_id", "left")
+        aggregates = event_aggregates(events, conditions, run_date, sum_by_person)
+        wide = wide.join(aggregates, "person_id", "left")
         wide = wide.na.fill(0, [c.name for c in conditions])
     flags = [F.when(compile_rule(s.rule, segments), F.lit(s.name)) for s in segments.values()]
     return (

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pyspark import StorageLevel
 from pyspark.sql import functions as F
 
+from jobs.identity.resolve import attributed_sums
 from jobs.lake import Lake
-from jobs.profiles.run import attributed_events
+from jobs.profiles.run import events_until
 from jobs.report import JobReport
 from jobs.segments import history
 from jobs.segments.overlap import overlaps
@@ -116,7 +117,15 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     segments = load_segments(lake.settings.resolve(lake.settings.segments_dir))
     profiles = lake.read("gold.profiles")
     with report.step(f"evaluate {len(segments)} segments"):
-        members = evaluate(profiles, attributed_events(lake, run_date), segments, run_date)
+        person_map = lake.read("identity.person_map")
+        link_types = lake.settings.identity.link_types
+        members = evaluate(
+            profiles,
+            events_until(lake, run_date),
+            segments,
+            run_date,
+            lambda events, values: attributed_sums(events, person_map, link_types, values),
+        )
         stats = write_membership(lake, members, run_date, list(segments))
     with report.step("pairwise overlaps"):
         report.facts["overlap method"] = write_overlaps(lake, run_date)
