@@ -67,8 +67,9 @@ HASH_COLUMNS = [
 EARLIEST_EVENT = "2000-01-01"  # anything older is a broken clock, not a late event
 EMAIL_LIKE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 PHONE_LIKE = r"\+?[0-9][0-9 ()\-]{7,}[0-9]"
-# standard JSON only: no single quotes, no NaN / Infinity (Spark's parser accepts both by default)
+# a bot pattern that is a plain word (no regex syntax) is matched as a substring
 PLAIN_WORD = re.compile(r"[A-Za-z0-9 _-]+")
+# standard JSON only: no single quotes, no NaN / Infinity (Spark's parser accepts both by default)
 STRICT_JSON = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
 
 

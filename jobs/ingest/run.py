@@ -106,8 +106,8 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
     def handle(batch: DataFrame, batch_id: int) -> None:
         files = check_files(batch).persist()
         listed = files.where(~F.coalesce(F.col("file_error"), F.lit("")).startswith("corrupt"))
-        listed = listed.select("source_file", _uri("source_file").alias("name")).collect()
-        paths = [r["source_file"] for r in listed]  # names, not data
+        names = listed.select("source_file", _uri("source_file").alias("name")).collect()
+        paths = [r["source_file"] for r in names]  # names, not data
         if paths:
             lines = (
                 spark.read.option("ignoreCorruptFiles", "true")  # salvage a truncated file's head
@@ -122,7 +122,7 @@ def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
         lake.append(bronze, "bronze.events", txn=(f"bronze-{source}", batch_id))
         # everything after this reads the batch back as bronze holds it (also when an earlier
         # attempt committed it): column-pruned Parquet, not a cache of millions of wide rows
-        bronze = batch_rows(lake.read("bronze.events"), [r["name"] for r in listed])
+        bronze = batch_rows(lake.read("bronze.events"), [r["name"] for r in names])
         ledger = _file_rows(files, bronze, source, batch_id).persist()
         lake.append(ledger, "bronze.files", txn=(f"files-{source}", batch_id))
         # the few busy cookies, found once for both the quarantine and the silver rows
