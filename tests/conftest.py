@@ -92,6 +92,18 @@ def s3(s3_server):
     return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
 
 
+@pytest.fixture(scope="module")
+def spark_cluster(tmp_path_factory):
+    """A Spark standalone master and worker on loopback (infra/scripts/spark-cluster.sh), for
+    the module that asks for it; -> its master URL."""
+    folder = tmp_path_factory.mktemp("spark-cluster")
+    port = _free_port()
+    script = ROOT / "infra" / "scripts" / "spark-cluster.sh"
+    subprocess.run(["bash", str(script), "start", str(folder), str(port)], check=True)
+    yield f"spark://127.0.0.1:{port}"
+    subprocess.run(["bash", str(script), "stop", str(folder)], check=False)
+
+
 @pytest.fixture(scope="session")
 def airflow_db():
     """An initialised Airflow metadata database (SQLite in the session's AIRFLOW_HOME)."""

@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import re
+import sys
 from collections import Counter, defaultdict
-from datetime import date
+from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
@@ -19,6 +21,8 @@ from pyspark.sql import functions as F
 from jobs.generate import generate
 from jobs.lake import Lake
 from jobs.pipeline import run_pipeline
+
+from .conftest import ROOT, SHORT_JVM_OPTS
 
 PEOPLE, DAYS, SEED = 500, 10, 11
 RUN_DATE = "2026-11-10"
@@ -84,6 +88,80 @@ def test_ingest_counts_match_truth_exactly(world):
     assert q["missing_customer_id"] == s["crm_rows_missing_id"]
     assert world["reports"]["ingest"].dropped["duplicate_event"] == s["duplicate_deliveries"]
     assert lake.read("silver.crm").count() == s["crm_rows"] - s["crm_rows_missing_id"]
+
+
+def _cluster_conf(world, tmp) -> Path:
+    """This module's settings with a lake of its own, no lookalike (one model trained on a cold
+    cluster JVM would double the test's time) and the generic destination only."""
+    import yaml
+
+    data = world["settings"].model_dump()
+    data["storage"] = {
+        **data["storage"],
+        "lake_root": str(tmp / "lake"),
+        "audience_root": str(tmp / "audiences"),
+        "reports_root": str(tmp / "reports"),
+    }
+    data["spark"]["extra_conf"] = {"spark.executor.extraJavaOptions": SHORT_JVM_OPTS}
+    data["lookalikes"] = []
+    data["destinations"] = [d for d in data["destinations"] if d["platform"] == "generic"]
+    path = tmp / "cluster.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _snapshot(lake: Lake, segments: list[str]) -> dict:
+    def rows(df, *cols):
+        return sorted(tuple(r) for r in df.select(*cols).collect())
+
+    members = lake.read("gold.segment_membership").where(F.col("segment").isin(segments))
+    exports = lake.read("gold.exports").where(F.col("destination") == "generic")
+    return {
+        "silver": lake.read("silver.events").count(),
+        "quarantine": lake.read("silver.quarantine").count(),
+        "persons": rows(lake.read("identity.person_map"), "node", "person_id"),
+        "segments": rows(members, "segment", "person_id"),
+        "exports": rows(exports, "destination", "segment", "person_id"),
+    }
+
+
+def test_daily_dag_on_the_cluster_matches_the_local_run(
+    world, spark_cluster, airflow_db, tmp_path, monkeypatch
+):
+    """dag.test() runs the real daily DAG on this module's landing files: every task
+    spark-submits its job to a standalone cluster on loopback, and the lake it leaves equals
+    the one this module's in-process run left (before any later test changes it)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from jobs.config import load_settings
+    from jobs.pipeline import JOBS
+
+    conf = _cluster_conf(world, tmp_path)
+    host, port = spark_cluster.rsplit(":", 1)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SPARK_DEFAULT",
+        json.dumps({"conn_type": "spark", "host": host, "port": int(port)}),
+    )
+    monkeypatch.setenv("DMP_CONF", str(conf))
+    monkeypatch.setenv("DMP_SPARK__JARS_ON_WORKERS", "true")  # the worker shares this disk
+    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["dmp_daily"]
+    run = dag.test(logical_date=datetime(2026, 11, 10, tzinfo=UTC))
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "success", states
+    assert set(states) == set(JOBS)
+    remote = Lake(world["lake"].spark, load_settings(conf, environ={}))
+    rules = [
+        r["segment"]
+        for r in remote.read("gold.segment_membership").select("segment").distinct().collect()
+    ]
+    local, cluster = _snapshot(world["lake"], rules), _snapshot(remote, rules)
+    assert local["silver"] > 0 and local["segments"] and local["exports"]
+    assert cluster == local
+    runs = remote.read("reports.runs").select("job").collect()
+    assert len(runs) == len(JOBS)  # every job ran once, through spark-submit
 
 
 def test_late_events_land_on_their_event_date(world):
