@@ -63,14 +63,17 @@ def connected_components(
         )
     )
     e = e.checkpoint() if checkpoint else e.cache()
+    size = e.count()
     for _ in range(max_iterations):
         new = _small_star(_large_star(e))
         new = new.checkpoint() if checkpoint else new.cache()
-        # converged when a whole round changes nothing
-        if new.count() == e.count() and new.exceptAll(e).isEmpty():
+        # converged when a whole round changes nothing (the previous round's size is known:
+        # one count per round, not two)
+        new_size = new.count()
+        if new_size == size and new.exceptAll(e).isEmpty():
             e = new
             break
-        e = new
+        e, size = new, new_size
     else:
         raise NoConvergenceError(
             f"connected components did not converge in {max_iterations} rounds"
