@@ -51,38 +51,44 @@ def _table(lake: Lake):
     return DeltaTable.forPath(lake.spark, lake.path("ops.locks"))
 
 
+def _merge(table, me, stale_owner: str | None) -> bool:
+    """One MERGE that inserts the lock row if the key is free, or (``stale_owner``) replaces
+    that owner's row; -> whether it did (its metrics say: 0 rows when someone else holds it)."""
+    merge = table.alias("t").merge(me.alias("s"), "t.key = s.key").whenNotMatchedInsertAll()
+    if stale_owner is not None:
+        merge = merge.whenMatchedUpdateAll(condition=F.col("t.owner") == F.lit(stale_owner))
+    try:
+        return bool(merge.execute().first()["num_affected_rows"])
+    except Exception as exc:  # Delta's conflict detection: someone else committed first
+        if "Concurrent" not in type(exc).__name__ + str(exc):
+            raise
+        return False
+
+
 def acquire(lake: Lake, key: str, run_date: str, owner: str) -> None:
+    """Takes the lock in one MERGE when it is free (the usual case: no read before it); only
+    when a row is there is it read, and taken over if its owner is dead or stale."""
     table = _table(lake)
-    held = table.toDF().where(F.col("key") == key).collect()
-    stale_after = timedelta(minutes=lake.settings.ops.lock_stale_minutes)
     now = datetime.now(UTC).replace(tzinfo=None)
-    stale_owner = None
+    me = lake.spark.createDataFrame(
+        [(key, run_date, owner, socket.gethostname(), os.getpid(), now)], SCHEMA
+    )
+    if _merge(table, me, None):
+        return
+    held = table.toDF().where(F.col("key") == key).collect()
     if held:
         h = held[0]
-        dead = not _owner_alive(h["host"], h["pid"])
-        if not dead and now - h["acquired_at"] < stale_after:
+        stale_after = timedelta(minutes=lake.settings.ops.lock_stale_minutes)
+        if _owner_alive(h["host"], h["pid"]) and now - h["acquired_at"] < stale_after:
             raise LockedError(
                 f"{key} is already running (for {h['run_date']}, pid {h['pid']} on {h['host']} "
                 f"since {h['acquired_at']:%Y-%m-%d %H:%M:%S} UTC); refusing to run it twice. "
                 f"If that run died, `dmp unlock {key}` or wait until the lock is stale "
                 f"({lake.settings.ops.lock_stale_minutes} minutes)."
             )
-        stale_owner = h["owner"]
-    me = lake.spark.createDataFrame(
-        [(key, run_date, owner, socket.gethostname(), os.getpid(), now)], SCHEMA
-    )
-    # one MERGE takes a free lock or replaces the stale one it saw; its metrics say whether it
-    # did (0 rows: the row changed hands after we read it)
-    merge = table.alias("t").merge(me.alias("s"), "t.key = s.key").whenNotMatchedInsertAll()
-    if stale_owner is not None:
-        merge = merge.whenMatchedUpdateAll(condition=F.col("t.owner") == F.lit(stale_owner))
-    try:
-        took = merge.execute().first()["num_affected_rows"]
-    except Exception as exc:  # Delta's conflict detection: someone else committed first
-        if "Concurrent" not in type(exc).__name__ + str(exc):
-            raise
-        raise LockedError(f"{key}: another run took the lock at the same moment") from exc
-    if not took:
+    # a dead or stale owner's row is replaced only if it is still that owner's; a row released
+    # in the meantime leaves the key free for the same MERGE's insert
+    if not _merge(table, me, held[0]["owner"] if held else None):
         raise LockedError(f"{key}: another run took the lock at the same moment")
 
 
