@@ -1,7 +1,7 @@
 """Benchmark: generate data at chosen scales, time every pipeline stage, and compare this
 project's connected components with networkx on the same identity graph. Writes BENCHMARKS.md.
 
-Not part of `make test`: run `make bench` (or `dmp bench --people 10000,100000`)."""
+Not part of `make test`: run `make bench` (= `dmp bench --people 10000,100000,320000`)."""
 
 from __future__ import annotations
 
