@@ -263,7 +263,8 @@ def _markdown(results, days, scales, peak_mb) -> str:
         + f" --days {days}`). Each scale generates fresh data (seed 42), runs the whole "
         f"pipeline cold on the first {days - 1} days (the lake starts empty), then the daily "
         "run of the last day (new event files only, incremental identity and profiles), then a "
-        "full identity rebuild and a full profiles rebuild of that day for comparison; then this project's connected components against "
+        "full identity rebuild and a full profiles rebuild of that day for comparison; then "
+        "this project's connected components against "
         "networkx, and the core profile aggregation in Spark against DuckDB, on the same data.",
         "",
         f"## Cold pipeline ({days - 1} days at once)",
