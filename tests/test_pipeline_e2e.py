@@ -590,6 +590,13 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     # the next identity run cannot trust its incremental state any more
     _, why = choose_mode(lake, "2026-11-12", config_hash(settings.identity), False)
     assert "erased" in why
+    # nor the profiles: their running state was emptied (it may hold their ids in others' sets)
+    from jobs.profiles.run import choose_mode as profiles_mode
+    from jobs.profiles.run import fingerprint
+
+    assert lake.read("gold.profile_state").count() == 0
+    _, why = profiles_mode(lake, "2026-11-12", fingerprint(settings), False)
+    assert "erasure" in why, why
     # the next audience delta removes them from every audience they were sent in
     next_day = "2026-11-11"
     for job in ("profiles", "segments", "export"):
