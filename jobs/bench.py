@@ -185,7 +185,7 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
         total = time.time() - t0
         _bring_back(f"{root}/raw", aside)
         t0 = time.time()
-        daily = run_pipeline(lake, last)  # the next day: incremental identity and profiles
+        daily = run_pipeline(lake, last)  # the next day: incremental identity
         daily_total = time.time() - t0
         inc_map = lake.read("identity.person_map").select("node", "person_id")
         inc_map = inc_map.localCheckpoint()
@@ -193,12 +193,6 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
         same = lake.read("identity.person_map").select("node", "person_id")
         same = inc_map.exceptAll(same).isEmpty() and same.exceptAll(inc_map).isEmpty()
         by_job = {r.job: r for r in daily}
-        inc_profiles = _comparable(lake.read("gold.profiles")).localCheckpoint()
-        full_profiles = run_job(lake, "profiles", last, full=True)
-        now = _comparable(lake.read("gold.profiles"))
-        profiles_same = (
-            inc_profiles.exceptAll(now).isEmpty() and now.exceptAll(inc_profiles).isEmpty()
-        )
         cc = _cc_vs_networkx(lake)
         prof = _profiles_vs_duckdb(lake, last, f"{root}/duckdb-compare")
         results.append(
@@ -218,12 +212,6 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
                 "identity_nodes": full.facts.get("recomputed identifiers"),
                 "identity_same": same,
                 "identity_mode": by_job["identity"].facts.get("mode"),
-                "profiles_incremental_s": by_job["profiles"].seconds,
-                "profiles_full_s": full_profiles.seconds,
-                "profiles_mode": by_job["profiles"].facts.get("mode"),
-                "profiles_redone": by_job["profiles"].facts.get("persons aggregated again"),
-                "profiles_persons": full_profiles.written.get("gold.profiles", 0),
-                "profiles_same": profiles_same,
                 "cc": cc,
                 "profiles": prof,
                 "jvm_peak_mib": _jvm_peak_mib(spark),
@@ -242,16 +230,6 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
-def _comparable(df):
-    """Map columns as sorted entry arrays: set operations cannot compare maps."""
-    from pyspark.sql import functions as F
-
-    maps = [f.name for f in df.schema.fields if f.dataType.typeName() == "map"]
-    return df.select(
-        *[F.array_sort(F.map_entries(c)).alias(c) if c in maps else F.col(c) for c in df.columns]
-    )
-
-
 def _markdown(results, days, scales, peak_mb) -> str:
     lines = [
         "# Benchmarks",
@@ -262,9 +240,8 @@ def _markdown(results, days, scales, peak_mb) -> str:
         + ",".join(map(str, scales))
         + f" --days {days}`). Each scale generates fresh data (seed 42), runs the whole "
         f"pipeline cold on the first {days - 1} days (the lake starts empty), then the daily "
-        "run of the last day (new event files only, incremental identity and profiles), then a "
-        "full identity rebuild and a full profiles rebuild of that day for comparison; then "
-        "this project's connected components against "
+        "run of the last day (new event files only, incremental identity), then a full identity "
+        "rebuild of that day for comparison; then this project's connected components against "
         "networkx, and the core profile aggregation in Spark against DuckDB, on the same data.",
         "",
         f"## Cold pipeline ({days - 1} days at once)",
@@ -289,7 +266,7 @@ def _markdown(results, days, scales, peak_mb) -> str:
         ]
     lines += [
         "",
-        "## The daily run (one new day), incremental identity and profiles",
+        "## The daily run (one new day) and incremental identity",
         "",
         "| people | new events | " + " | ".join(JOBS) + " | daily total | daily / cold |",
         "|---" * (len(JOBS) + 4) + "|",
@@ -314,21 +291,6 @@ def _markdown(results, days, scales, peak_mb) -> str:
             f"{_ratio(r['identity_incremental_s'], r['identity_full_s'])} | "
             f"{r['identity_recomputed']:,} of {r['identity_nodes']:,} | "
             f"{'yes' if r['identity_same'] else 'NO'} |"
-        )
-    lines += [
-        "",
-        "| people | profiles incremental | profiles full rebuild | incremental / full | "
-        "persons aggregated again | same profiles |",
-        "|---" * 6 + "|",
-    ]
-    for r in results:
-        redone = r["profiles_redone"]
-        lines.append(
-            f"| {r['people']:,} | {r['profiles_incremental_s']:.1f}s | "
-            f"{r['profiles_full_s']:.1f}s | "
-            f"{_ratio(r['profiles_incremental_s'], r['profiles_full_s'])} | "
-            f"{'-' if redone is None else f'{redone:,}'} of {r['profiles_persons']:,} | "
-            f"{'yes' if r['profiles_same'] else 'NO'} |"
         )
     lines += [
         "",

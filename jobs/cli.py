@@ -63,13 +63,6 @@ def build_parser() -> argparse.ArgumentParser:
                 help="rebuild the whole graph instead of the components new edges reach "
                 "(automatic on a rerun, out-of-order date or identity config change)",
             )
-        if job == "profiles":
-            sp.add_argument(
-                "--full",
-                action="store_true",
-                help="aggregate every event again instead of adding the new ones to the state "
-                "(automatic on a rerun, out-of-order date, deleted events or settings change)",
-            )
     r = with_conf(
         sub.add_parser(
             "retention", help="delete raw files, bronze and silver events past their retention"

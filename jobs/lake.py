@@ -25,8 +25,6 @@ TABLES: dict[str, list[str]] = {
     "identity.lineage": ["run_date"],
     "identity.blocked": ["run_date"],
     "identity.report": ["run_date"],
-    "gold.profile_state": ["kind"],
-    "gold.profile_runs": ["run_date"],
     "gold.profiles": [],
     "gold.person_identifiers": [],
     "gold.segment_membership": ["run_date"],
@@ -119,30 +117,6 @@ class Lake:
 
     def read_version(self, table: str, version: int) -> DataFrame:
         return self.spark.read.format("delta").option("versionAsOf", version).load(self.path(table))
-
-    def rewrite_since(self, table: str, version: int) -> str | None:
-        """The first commit after ``version`` that removed or changed rows (a DELETE, UPDATE,
-        overwrite, or a MERGE that updated or deleted), as 'OPERATION at version N'; None when
-        every later commit only added rows or rearranged files (OPTIMIZE)."""
-        from delta.tables import DeltaTable
-
-        history = DeltaTable.forPath(self.spark, self.path(table)).history()
-        for row in history.where(f"version > {int(version)}").orderBy("version").collect():
-            op = row["operation"]
-            metrics = row["operationMetrics"] or {}
-            params = row["operationParameters"] or {}
-            if op in ("OPTIMIZE", "VACUUM START", "VACUUM END"):
-                continue
-            if op in ("WRITE", "STREAMING UPDATE") and params.get("mode") == "Append":
-                continue
-            changed = sum(
-                int(metrics.get(k, 0))
-                for k in ("numTargetRowsUpdated", "numTargetRowsDeleted", "numTargetFilesRemoved")
-            )
-            if op == "MERGE" and changed == 0:
-                continue
-            return f"{op} at version {row['version']}"
-        return None
 
     def deleted_rows(self, table: str) -> int:
         """Rows removed by the table's latest commit (a DELETE or a MERGE that deletes)."""

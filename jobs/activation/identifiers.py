@@ -10,8 +10,6 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.profiles.parts import Part, aggregate, latest, latest_value
-
 EMAIL_COLS = ["email_sha256", "email_google_sha256", "email_uid2_sha256"]
 PHONE_COLS = ["phone_sha256", "phone_digits_sha256"]
 NAME_COLS = [
@@ -25,37 +23,28 @@ EVENT_ID_COLS = [*EMAIL_COLS, *PHONE_COLS, "device_id", EVENT_COUNTRY]
 IDENTIFIER_COLS = ["person_id", *EMAIL_COLS, *PHONE_COLS, *NAME_COLS, "country", "zip", "device_id"]
 
 
-def identifier_aggregates(blocked_email_hashes: list[str]) -> list[Part]:
-    """Mergeable parts (for a ``groupBy("person_id")`` of attributed events) whose final
-    columns are ``EVENT_ID_COLS``: the latest email hashes, phone hashes and device id a person
-    was seen with, and the country of their latest event. An event carrying a blocked email (a
-    shared test address) tells nothing about anyone: it is left out of all of them."""
+def identifier_aggregates(blocked_email_hashes: list[str]) -> list[Column]:
+    """Aggregate columns (for a ``groupBy("person_id")`` of attributed events), named
+    ``EVENT_ID_COLS``: the latest email hashes, phone hashes and device id a person was seen
+    with, and the country of their latest event. An event carrying a blocked email (a shared
+    test address) tells nothing about anyone: it is left out of all of them."""
     c = F.col
     usable = ~F.coalesce(c("email_sha256").isin(blocked_email_hashes), F.lit(False))
 
-    def part(value: str, order: Column, source: Column | None = None) -> Part:
-        name = f"latest_{value}"
-        return Part(
-            name,
-            latest(c(value) if source is None else source, order),
-            "max",
-            latest_value(name).alias(value),
-        )
-
-    def seen_with(key: str) -> Column:
-        # at the same instant the larger key wins, so a rerun picks the same row (a flip would
-        # ship as a remove + an add) and the email (or phone) hashes all come from one event
-        return F.when(usable & c(key).isNotNull(), F.struct(c("event_ts"), c(key)))
+    def latest(value: str, key: str) -> Column:
+        # ``value`` of the latest usable event with a ``key``; at the same instant the larger
+        # key wins, so a rerun picks the same row (a flip would ship as a remove + an add)
+        # and the email (or phone) hashes all come from one event. max_by skips null orderings.
+        order = F.when(usable & c(key).isNotNull(), F.struct(c("event_ts"), c(key)))
+        return F.max_by(value, order).alias(value)
 
     return [
-        *[part(col, seen_with("email_sha256")) for col in EMAIL_COLS],
-        *[part(col, seen_with("phone_sha256")) for col in PHONE_COLS],
-        part("device_id", seen_with("device_id")),
-        part(
-            EVENT_COUNTRY,
-            F.when(usable, F.struct(c("event_ts"), F.coalesce("country", F.lit("")))),
-            c("country"),
-        ),
+        *[latest(col, "email_sha256") for col in EMAIL_COLS],
+        *[latest(col, "phone_sha256") for col in PHONE_COLS],
+        latest("device_id", "device_id"),
+        F.max_by(
+            "country", F.when(usable, F.struct(c("event_ts"), F.coalesce("country", F.lit(""))))
+        ).alias(EVENT_COUNTRY),
     ]
 
 
@@ -101,8 +90,5 @@ def person_identifiers(
     events: DataFrame, person_map: DataFrame, crm: DataFrame | None, blocked_email_hashes: list[str]
 ) -> DataFrame:
     """Attributed events -> ``IDENTIFIER_COLS``, one row per person."""
-    parts = identifier_aggregates(blocked_email_hashes)
-    event_ids = aggregate(events, parts, ["person_id"]).select(
-        "person_id", *[p.final for p in parts]
-    )
+    event_ids = events.groupBy("person_id").agg(*identifier_aggregates(blocked_email_hashes))
     return with_crm(event_ids, person_map, crm)

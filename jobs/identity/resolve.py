@@ -170,34 +170,17 @@ def update_person_map(
     return kept.unionByName(pm.select(*PERSON_MAP_COLUMNS)), lineage, cuts, region
 
 
-def _candidates(link_types: list[str]) -> Column:
-    """An event's identifiers as an array of struct(rank, node), nodes null where absent."""
+def _best_person(rows: DataFrame, keys: list[str], person_map: DataFrame, link_types: list[str]):
+    """(keys..., person_id) for each row with an identifier in the map: the person of its most
+    trusted identifier (order of ``link_types``), a hub only when nothing better is there."""
     rank = {t: i for i, t in enumerate(link_types)}
-    return F.array(
+    cands = F.array(
         *[
             F.struct(F.lit(rank.get(t, 99)).alias("rank"), node(t, c).alias("node"))
             for t, c in EVENT_IDENTIFIERS.items()
         ]
     )
-
-
-def events_with_nodes(events: DataFrame, nodes: DataFrame) -> DataFrame:
-    """The events carrying at least one identifier of ``nodes(node)``, in one pass over the
-    events (``nodes`` is broadcast: keep it to a small part of the map)."""
-    keys = ["event_id", "event_date"]
-    hit = events.select("*", F.explode(_candidates([])).alias("c")).join(
-        F.broadcast(nodes.select(F.col("node").alias("hit_node"))),
-        F.col("c.node") == F.col("hit_node"),
-        "left_semi",
-    )
-    return hit.drop("c").dropDuplicates(keys)
-
-
-def _best_person(rows: DataFrame, keys: list[str], person_map: DataFrame, link_types: list[str]):
-    """(keys..., person_id) for each row with an identifier in the map: the person of its most
-    trusted identifier (order of ``link_types``), a hub only when nothing better is there."""
-    ids = rows.select(*keys, F.explode(_candidates(link_types)).alias("c"))
-    ids = ids.where(F.col("c.node").isNotNull())
+    ids = rows.select(*keys, F.explode(cands).alias("c")).where(F.col("c.node").isNotNull())
     pm = person_map.select("node", "person_id", "is_hub")
     return (
         ids.join(pm, F.col("c.node") == F.col("node"))

@@ -33,9 +33,6 @@ PERSON_COLUMNS = ("person_id", "old_person_id", "new_person_id")
 NODE_COLUMNS = ("node", "src", "dst")
 TEXT_COLUMNS = ("unparsed_line", "detail")  # free text that may quote an identifier
 REDACT_TABLES = ("identity.report", "reports.runs", "quality.results")  # aggregates: redact
-# running states whose rows may hold the person's identifiers inside other persons' sets (a
-# shared device): emptied whole; the next run rebuilds them from what is left
-RESET_TABLES = ("gold.profile_state",)
 
 
 class ErasureError(ValueError):
@@ -214,12 +211,6 @@ def erase(
                 continue
             dt = DeltaTable.forPath(spark, lake.path(table))
             df = dt.toDF()
-            if table in RESET_TABLES:
-                n = df.count()
-                if n:
-                    dt.delete()
-                    deleted[table], changed = n, [*changed, table]
-                continue
             pred = row_predicate(df, ids, pids, all_nodes)
             if pred is None:
                 continue
