@@ -1,6 +1,6 @@
-"""Attribution of events to persons, per event and summed per person through the distinct sets
-of identifiers, against plain Python on random events (hubs, unknown identifiers, events with
-no identifier at all)."""
+"""Attribution of events to persons (both through the distinct sets of identifiers), per event
+and summed per person, against plain Python on random events (hubs, unknown identifiers,
+events with no identifier at all)."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def test_events_and_sums_are_attributed_like_plain_python(spark):
         attributed = attribute_events(ev, pm, LINK_TYPES).select("event_id", "person_id")
         got = {r[0]: r[1] for r in attributed.collect()}
         assert got == want
+        assert attributed.count() == len(events)  # each event once, none dropped or doubled
         assert len(set(want.values())) > 5 and None in want.values()  # not a trivial world
 
         sums = {
