@@ -75,6 +75,7 @@ def publish(
     fs.delete(tmp_p, True)
     described = {}
     for name, df in parts.items():
+        df = df.cache()  # counted, then written: computed once
         n = df.count()
         # as few files as the platform's size limit allows, never one per shuffle partition
         out = df.coalesce(max(1, -(-n // max_rows)))
@@ -84,6 +85,7 @@ def publish(
         else:
             writer.parquet(f"{tmp}/{name}")
         described[name] = {"rows": n, "columns": df.columns}
+        df.unpersist()
     sums = file_checksums(spark, tmp)
     for name, part in described.items():
         part["files"] = {

@@ -135,6 +135,10 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 report.facts[f"{label}"] = f"skipped ({size:,} < {dest.min_audience_size:,})"
                 continue
             rows, rejected = fmt(ids.join(audience, "person_id", "inner"))
+            # the rows feed the full file, both deltas, the counts and gold.exports: formatted
+            # (hashing, Base64, explode) once, not once per use
+            rows = rows.cache()
+            held = [rows]
             prev_date = last_export_date(lake, dest.name, segment, run_date)
             prev = previous_export(lake, dest.name, segment, prev_date)
             erased = None
@@ -142,7 +146,8 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 erased = pending.where(
                     (F.col("destination") == dest.name) & (F.col("segment") == segment)
                 ).select("person_id")
-            shipped = rows.select("person_id").distinct()
+            # kept for gold.exports, taken while the rows are cached
+            shipped = rows.select("person_id").distinct().localCheckpoint()
             parts = {"full": rows.drop("person_id")}
             kind = "parquet" if dest.platform == "generic" else "csv"
             before = None
@@ -151,6 +156,8 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                     spark, f"{audience_root}/{dest.name}/{segment}/dt={prev_date}", kind
                 )
             if before is not None:
+                before = before.cache()  # the shipped files are read and parsed once
+                held.append(before)
                 # row level, against the files last shipped: a merge, a split, a changed email
                 # or an erased person all become exactly the adds and removes the platform needs
                 now = parts["full"]
@@ -213,6 +220,8 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 f"({sum(len(p['files']) for p in manifest['parts'].values())} files)"
             )
             audience.unpersist()
+            for df in held:
+                df.unpersist()
     if exported_rows:
         frames = [
             s.select(
