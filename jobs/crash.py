@@ -23,7 +23,7 @@ from pathlib import Path
 from jobs.config import Settings
 from jobs.report import say
 
-VOLATILE_TABLES = {"reports.runs", "ops.locks", "quality.results", "identity.report"}
+VOLATILE_TABLES = {"reports.runs", "quality.results", "identity.report"}
 VOLATILE_COLUMNS = {"ingested_at", "run_seconds"}
 
 

@@ -39,7 +39,6 @@ TABLES: dict[str, list[str]] = {
     "privacy.erasures": [],
     "privacy.pending_removals": [],
     "privacy.retention": [],
-    "ops.locks": [],
 }
 
 
