@@ -10,9 +10,10 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import sys
 from collections import Counter, defaultdict
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -91,14 +92,20 @@ def test_ingest_counts_match_truth_exactly(world):
 
 
 def _cluster_conf(world, tmp) -> Path:
-    """This module's settings with a lake of its own, no lookalike (one model trained on a cold
-    cluster JVM would double the test's time) and the generic destination only."""
+    """This module's settings with a lake of its own, a copy of the landing files (later tests
+    here rewrite and delete some), no lookalike (one model trained on a cold cluster JVM would
+    double the run's time) and the generic destination only."""
+    import shutil
+
     import yaml
 
     data = world["settings"].model_dump()
+    raw = tmp / "raw"
+    shutil.copytree(world["settings"].resolve(data["storage"]["raw_root"]), raw)
     data["storage"] = {
         **data["storage"],
         "lake_root": str(tmp / "lake"),
+        "raw_root": str(raw),
         "audience_root": str(tmp / "audiences"),
         "reports_root": str(tmp / "reports"),
     }
@@ -125,43 +132,55 @@ def _snapshot(lake: Lake, leave_out: list[str]) -> dict:
     }
 
 
-def test_daily_dag_on_the_cluster_matches_the_local_run(
-    world, spark_cluster, airflow_db, tmp_path, monkeypatch
-):
-    """dag.test() runs the real daily DAG on this module's landing files: every task
-    spark-submits its job to a standalone cluster on loopback, and the lake it leaves equals
-    the one this module's in-process run left (before any later test changes it)."""
-    from airflow.dag_processing.dagbag import DagBag
+CLUSTER_TEST = "test_daily_dag_on_the_cluster_matches_the_local_run"
 
-    from jobs.config import load_settings
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster_run(request, world, tmp_path_factory):
+    """The real daily DAG on this module's landing files, started right after the module's
+    in-process run: `dag.test()` in a process of its own (tests/dag_runner.py), every task
+    spark-submitting its job to a standalone cluster on loopback. It runs while this module's
+    other tests do, on two cores that one stream of small Spark jobs leaves partly idle; the
+    last test waits for it. Not started when that test is not selected."""
+    if not any(item.name == CLUSTER_TEST for item in request.session.items):
+        yield None
+        return
     from jobs.lookalike.run import segment_name
-    from jobs.pipeline import JOBS
 
-    conf = _cluster_conf(world, tmp_path)
-    host, port = spark_cluster.rsplit(":", 1)
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_SPARK_DEFAULT",
-        json.dumps({"conn_type": "spark", "host": host, "port": int(port)}),
-    )
-    monkeypatch.setenv("DMP_CONF", str(conf))
-    monkeypatch.setenv("DMP_SPARK__JARS_ON_WORKERS", "true")  # the worker shares this disk
-    monkeypatch.setenv("SPARK_LOCAL_IP", "127.0.0.1")
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["dmp_daily"]
-    run = dag.test(logical_date=datetime(2026, 11, 10, tzinfo=UTC))
-    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
-    assert str(run.state) == "success", states
-    assert set(states) == set(JOBS)
-    remote = Lake(world["lake"].spark, load_settings(conf, environ={}))
+    cluster = request.getfixturevalue("spark_cluster")
+    request.getfixturevalue("airflow_db")
+    tmp = tmp_path_factory.mktemp("cluster-run")
+    conf = _cluster_conf(world, tmp)
+    host, port = cluster.rsplit(":", 1)
+    env = {
+        **os.environ,
+        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
+            {"conn_type": "spark", "host": host, "port": int(port)}
+        ),
+        "DMP_CONF": str(conf),
+        "DMP_SPARK__JARS_ON_WORKERS": "true",  # the worker shares this disk
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    out, log = tmp / "run.json", tmp / "run.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.dag_runner", "dmp_daily", RUN_DATE, str(out)],
+            cwd=ROOT,
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
     lookalikes = [
         segment_name(la.name, p) for la in world["settings"].lookalikes for p in la.reach_percents
     ]
-    local, cluster = _snapshot(world["lake"], lookalikes), _snapshot(remote, [])
-    assert local["silver"] > 0 and local["segments"] and local["exports"]
-    assert cluster == local
-    runs = remote.read("reports.runs").select("job").collect()
-    assert len(runs) == len(JOBS)  # every job ran once, through spark-submit
+    # this module's lake as its in-process run left it, before any later test changes it
+    local = _snapshot(world["lake"], lookalikes)
+    yield {"proc": proc, "conf": conf, "out": out, "log": log, "local": local}
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def test_late_events_land_on_their_event_date(world):
@@ -640,3 +659,24 @@ def test_retention_keeps_exactly_the_configured_days(world):
     days_left = {os.path.basename(p)[3:] for p in glob.glob(os.path.join(raw, "*", "dt=*"))}
     assert days_left and min(days_left) >= cutoff
     assert lake.read("privacy.retention").where(F.col("run_date") == RUN_DATE).count() == 3
+
+
+def test_daily_dag_on_the_cluster_matches_the_local_run(world, cluster_run):
+    """Last in this module: waits for the DAG run that ``cluster_run`` started. Every task ran
+    its job through spark-submit on the cluster, and the lake it left equals the one this
+    module's in-process run left (snapshot taken before any later test changed it)."""
+    from jobs.config import load_settings
+    from jobs.pipeline import JOBS
+
+    code = cluster_run["proc"].wait(timeout=1800)
+    log = cluster_run["log"].read_text()[-3000:]
+    assert code == 0, log
+    result = json.loads(cluster_run["out"].read_text())
+    assert result["state"] == "success", (result, log)
+    assert set(result["tasks"]) == set(JOBS)
+    remote = Lake(world["lake"].spark, load_settings(cluster_run["conf"], environ={}))
+    local, cluster = cluster_run["local"], _snapshot(remote, [])
+    assert local["silver"] > 0 and local["segments"] and local["exports"]
+    assert cluster == local
+    runs = remote.read("reports.runs").select("job").collect()
+    assert len(runs) == len(JOBS)  # every job ran once, through spark-submit
