@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -171,6 +172,7 @@ def cluster_run(request, world, tmp_path_factory):
             env=env,
             stdout=fh,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its spark-submits go with it if it has to be stopped
         )
     lookalikes = [
         segment_name(la.name, p) for la in world["settings"].lookalikes for p in la.reach_percents
@@ -178,8 +180,8 @@ def cluster_run(request, world, tmp_path_factory):
     # this module's lake as its in-process run left it, before any later test changes it
     local = _snapshot(world["lake"], lookalikes)
     yield {"proc": proc, "conf": conf, "out": out, "log": log, "local": local}
-    if proc.poll() is None:
-        proc.kill()
+    if proc.poll() is None:  # the last test did not wait for it (failed or not selected)
+        os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
