@@ -183,6 +183,13 @@ def print_identity_accuracy(lake, truth_dir: str) -> None:
     )
 
 
+def _fact(value) -> str:
+    """A job's fact as printed: numbers with thousands separators, anything else as it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 def print_demo_summary(reports, settings) -> None:
     by = {r.job: r for r in reports}
     ing = by["ingest"]
@@ -199,10 +206,9 @@ def print_demo_summary(reports, settings) -> None:
         f"{by['identity'].facts.get('hub identifiers')}, "
         f"quarantined {by['identity'].facts.get('quarantined clusters')})"
     )
-    for k, v in by["segments"].facts.items():
-        print(f"{k:<40} {v:,}")
-    for k, v in by["lookalike"].facts.items():
-        print(f"{k:<40} {v}")
+    for job in ("segments", "lookalike"):
+        for k, v in by[job].facts.items():
+            print(f"{k:<40} {_fact(v)}")
     print("audience files:")
     for k, v in by["export"].facts.items():
         if k != "run report":

@@ -362,6 +362,33 @@ def test_run_report_is_self_contained_with_its_plots(world):
     )
 
 
+def test_demo_summary_prints_this_run(world, capsys):
+    """`dmp demo` ends with this summary; it once failed on a fact that was text."""
+    from jobs.cli import print_demo_summary, print_identity_accuracy
+    from jobs.segments.rules import load_segments
+
+    settings = world["settings"]
+    rules = set(load_segments(settings.resolve(settings.segments_dir)))
+    print_demo_summary(list(world["reports"].values()), settings)
+    print_identity_accuracy(world["lake"], str(world["truth_dir"]))
+    out = capsys.readouterr().out
+    events = world["lake"].read("silver.events").count()
+    assert f"events ingested     {events:,} " in out
+    sizes = Counter(  # the rule segments (the lookalike job reports its own)
+        r["segment"]
+        for r in world["lake"]
+        .read("gold.segment_membership")
+        .where(F.col("run_date") == RUN_DATE)
+        .collect()
+        if r["segment"] in rules
+    )
+    assert sizes
+    for name, size in sizes.items():
+        assert re.search(rf"^segment {name} +{size:,} people", out, re.M), name
+    f1 = re.search(r"F1 (\d\.\d{3})", out)
+    assert f1 and float(f1.group(1)) >= 0.9, out
+
+
 @pytest.fixture(scope="module")
 def lake_conf(world, tmp_path_factory):
     """A configuration file pointing at this module's lake, for processes of their own."""
