@@ -410,6 +410,34 @@ def test_notebooks_run_on_this_lake(lake_conf, tmp_path):
         assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4, nb_path
 
 
+def test_a_seed_too_small_skips_its_lookalike_and_its_audiences(world, tmp_path):
+    """The lookalike job does not fail the day for one weak seed, and export ships nothing
+    for a lookalike that was not computed (not an empty audience: that would remove everyone)."""
+    from jobs.config import LookalikeSettings
+    from jobs.pipeline import run_job
+
+    settings = world["settings"]
+    tiny = LookalikeSettings(
+        name="tiny", seed_segment="winter_coat_buyers", reach_percents=[10], min_seed_size=10**6
+    )
+    generic = settings.destinations[3].model_copy(update={"segments": ["tiny_10pct"]})
+    assert generic.platform == "generic" and generic.min_audience_size == 0
+    storage = settings.storage.model_copy(update={"audience_root": str(tmp_path)})
+    lake = Lake(
+        world["lake"].spark,
+        settings.model_copy(
+            update={"lookalikes": [tiny], "destinations": [generic], "storage": storage}
+        ),
+    )
+    report = run_job(lake, "lookalike", RUN_DATE)
+    assert "fewer than the minimum of 1000000" in report.facts["tiny skipped"]
+    scored = lake.read("gold.lookalike_scores").where(F.col("lookalike") == "tiny").count()
+    assert scored == 0
+    report = run_job(lake, "export", RUN_DATE)
+    assert report.facts["generic/tiny_10pct"].startswith("skipped (its lookalike was not")
+    assert not list(tmp_path.rglob("*tiny*"))
+
+
 def test_rerun_is_idempotent(world):
     """A rerun of the date changes nothing. Identity's rerun is checked id for id in
     test_stable_ids_rerun_merge_and_split; profiles is a plain overwrite."""

@@ -9,6 +9,7 @@ from jobs.activation.files import publish
 from jobs.activation.formats import FORMATS, HASHING
 from jobs.activation.identifiers import IDENTIFIER_COLS
 from jobs.lake import Lake
+from jobs.lookalike.run import computed_on, segment_name
 from jobs.report import JobReport, say
 
 
@@ -119,10 +120,22 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
     audience_root = lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/")
     exported_rows = []
+    # a lookalike's reach segments, and the lookalikes the lookalike job computed for the date
+    lookalike_of = {
+        segment_name(la.name, p): la.name
+        for la in lake.settings.lookalikes
+        for p in la.reach_percents
+    }
+    computed = computed_on(lake, run_date) if lookalike_of else set()
     for dest in lake.settings.destinations:
         fmt = FORMATS[dest.platform]
         for segment in dest.segments:
             label = f"{dest.name}/{segment}"
+            if segment in lookalike_of and lookalike_of[segment] not in computed:
+                # not "empty": an audience shipped before stays as it is, with no removals
+                say(f"[export] {label}: lookalike not computed for {run_date}: not exported")
+                report.facts[label] = "skipped (its lookalike was not computed on this date)"
+                continue
             seg = members.where(F.col("segment") == segment).select("person_id")
             audience = consented(seg, profiles).cache()
             size = audience.count()
