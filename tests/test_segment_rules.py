@@ -99,13 +99,27 @@ def test_rules_compile_to_the_hand_computed_members(spark, tmp_path):
     profiles = spark.createDataFrame(
         [("p1", 2), ("p2", 3), ("p3", 3)], "person_id string, events int"
     )
-    got = {
-        (r["segment"], r["person_id"])
-        for r in evaluate(profiles, events, segs, "2026-11-10").collect()
-    }
-    assert got == {
+
+    def members(events):
+        return {
+            (r["segment"], r["person_id"])
+            for r in evaluate(profiles, events, segs, "2026-11-10").collect()
+        }
+
+    expected = {
         ("browsers", "p1"),
         ("big_spenders", "p2"),
         ("engaged_not_browsers", "p2"),
         ("engaged_not_browsers", "p3"),
     }
+    assert members(events) == expected
+    # from a table partitioned by day, only the days of the widest window (30) are read: the
+    # files of an older day are gone, and the same members come out
+    table = tmp_path / "events"
+    old = [("p3", "purchase", "coats", 500.0, date(2026, 8, 1))]
+    events_frame(spark, ev + old).write.format("delta").partitionBy("event_date").save(str(table))
+    gone = list((table / "event_date=2026-08-01").glob("*.parquet"))
+    assert gone
+    for f in gone:
+        f.unlink()
+    assert members(spark.read.format("delta").load(str(table))) == expected
