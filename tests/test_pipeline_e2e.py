@@ -336,7 +336,13 @@ def test_run_report_is_self_contained_with_its_plots(world):
                 self.srcs.append(dict(attrs)["src"])
 
     parser = Images()
-    parser.feed(open(path).read())
+    page = open(path).read()
+    parser.feed(page)
+    # the jobs' notes are on the page, e.g. why an audience was not shipped
+    assert re.search(
+        r"<td>export</td><td>google_too_small/new_visitors</td><td>skipped \([\d,]+ &lt; 100,000\)",
+        page,
+    )
     assert len(parser.srcs) >= 4
     for src in parser.srcs:
         assert src.startswith("data:image/png;base64,")

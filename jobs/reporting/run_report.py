@@ -230,6 +230,15 @@ def render_html(numbers: dict, plots: dict[str, str], data_docs: str | None) -> 
         f"<h1>Open DMP run report: {html.escape(numbers['run_date'])}</h1>",
         "<h2>Stages</h2>",
         _table(jobs),
+        # what each job noted: segment sizes, models, audiences shipped or skipped and why
+        "<h3>What the jobs noted</h3>",
+        _table(
+            [
+                {"job": j["job"], "fact": k, "value": v}
+                for j in numbers["jobs"]
+                for k, v in j.get("facts", {}).items()
+            ]
+        ),
         "<h2>Data quality</h2>",
         _table(numbers["quality"]),
     ]
