@@ -34,3 +34,22 @@ def test_random_graphs_match_networkx(spark, seed, n_nodes, n_edges):
     nodes = [f"v{i}" for i in range(n_nodes)]
     edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(n_edges)]
     _check(spark, edges, isolated=["z1", "z2"])
+
+
+def test_graphx_reference_matches_networkx(spark):
+    """The bench's library reference (GraphX through the JVM) gives networkx's components too,
+    with node names in and out, on a graph with a chain, duplicates and self-loops."""
+    from jobs.identity.graphx import graphx_components
+
+    rng = random.Random(7)
+    nodes = [f"v{i}" for i in range(400)]
+    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(300)]
+    edges += [(f"c{i:02d}", f"c{i + 1:02d}") for i in range(30)] + [("self", "self")] * 2
+    df = spark.createDataFrame(edges, "src string, dst string")
+    result, seconds = graphx_components(df)
+    got = {r["node"]: r["component"] for r in result.collect()}
+    g = nx.Graph()
+    g.add_nodes_from(n for e in edges for n in e)
+    g.add_edges_from(e for e in edges if e[0] != e[1])
+    assert got == {n: min(c) for c in nx.connected_components(g) for n in c}
+    assert set(seconds) == {"names to ids", "graphx", "ids to names"}
