@@ -46,6 +46,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
             settings.spark.shuffle_partitions
         ),
         "spark.sql.adaptive.enabled": "true",
+        # connected components (GraphX's Pregel) cut their lineage every 20 supersteps
+        "spark.graphx.pregel.checkpointInterval": "20",
         "spark.sql.session.timeZone": "UTC",
         "spark.ui.enabled": str(settings.spark.ui_enabled).lower(),
         "spark.ui.showConsoleProgress": "false",

@@ -1,9 +1,18 @@
-"""Connected components on any edge list, at scale: alternating Large-Star / Small-Star
-(Kiveris et al., "Connected Components in MapReduce and Beyond", SoCC 2014).
+"""Connected components on any edge list, at scale, by Spark's own graph library: GraphX's
+``ConnectedComponents`` (``spark-graphx`` ships in every Spark, pyspark's jars included; it is
+also what GraphFrames runs for ``connectedComponents(algorithm="graphx")``).
 
-No driver-side collect: every round is DataFrame joins and aggregations, checkpointed so the
-plan does not grow with the number of rounds. The component id is the smallest node of the
-component (deterministic), and nodes that only appear in self-loops are kept as singletons.
+GraphX has no Python API, so it is driven through the JVM with no Python in the data path:
+node names (typed hashes of ~70 characters) become order-preserving long ids, the id pairs go
+to GraphX as a Dataset of (long, long) tuples, GraphX labels every vertex with the smallest
+vertex id it reaches (a Pregel label propagation: one superstep per hop of the longest
+shortest path), and the labels come back as a DataFrame. Because the ids keep the order of
+the names, the smallest id of a component names its smallest node: the component id is the
+smallest node (deterministic), and nodes that only appear in self-loops are singletons.
+
+This replaced a DataFrame implementation of Large-Star / Small-Star (Kiveris et al., SoCC
+2014) that took twice as long on every graph measured, from 500 nodes to the 1.3M-node bench
+graph (BENCHMARKS.md, "Connected components by GraphX").
 """
 
 from __future__ import annotations
@@ -13,44 +22,13 @@ from pyspark.sql import functions as F
 
 
 class NoConvergenceError(RuntimeError):
-    """Raised when the rounds run out before the edge set stops changing."""
-
-
-def _normalise(edges: DataFrame) -> DataFrame:
-    """Undirected edges as (lo, hi) with lo < hi, without duplicates or self-loops."""
-    return (
-        edges.select(F.least("u", "v").alias("lo"), F.greatest("u", "v").alias("hi"))
-        .where(F.col("lo") != F.col("hi"))
-        .distinct()
-    )
-
-
-def _large_star(e: DataFrame) -> DataFrame:
-    both = e.select(F.col("lo").alias("u"), F.col("hi").alias("v")).unionByName(
-        e.select(F.col("hi").alias("u"), F.col("lo").alias("v"))
-    )
-    mins = both.groupBy("u").agg(F.min("v").alias("mv"))
-    mins = mins.select("u", F.least("u", "mv").alias("m"))
-    # every larger neighbour v of u is re-attached to the smallest node around u
-    out = (
-        both.where(F.col("v") > F.col("u"))
-        .join(mins, "u")
-        .select(F.col("v").alias("u"), F.col("m").alias("v"))
-    )
-    return _normalise(out)
-
-
-def _small_star(e: DataFrame) -> DataFrame:
-    mins = e.groupBy("hi").agg(F.min("lo").alias("m"))
-    spokes = e.join(mins, "hi").select(F.col("lo").alias("u"), F.col("m").alias("v"))
-    hubs = mins.select(F.col("hi").alias("u"), F.col("m").alias("v"))
-    return _normalise(spokes.unionByName(hubs))
+    """Raised when the supersteps run out before every edge joins two equal labels."""
 
 
 def node_ids(edges: DataFrame) -> DataFrame:
-    """(node, id): every node with a long id in the order of its name, so the smallest id of a
-    component names its smallest node. A global sort range-partitions the nodes and
-    ``monotonically_increasing_id`` numbers them partition by partition, in order."""
+    """(node, id): every node of edges(src, dst) with a long id in the order of its name. A
+    global sort range-partitions the nodes and ``monotonically_increasing_id`` numbers them
+    partition by partition, in order (so the ids must be materialised before reuse)."""
     nodes = (
         edges.select(F.col("src").alias("node"))
         .unionByName(edges.select(F.col("dst").alias("node")))
@@ -60,40 +38,54 @@ def node_ids(edges: DataFrame) -> DataFrame:
     return nodes.orderBy("node").select("node", F.monotonically_increasing_id().alias("id"))
 
 
-def _stars(e: DataFrame, max_iterations: int, checkpoint: bool) -> DataFrame:
-    """Large-Star / Small-Star rounds on (lo, hi) until a round changes nothing."""
-    e = e.checkpoint() if checkpoint else e.cache()
-    size = e.count()
-    for _ in range(max_iterations):
-        new = _small_star(_large_star(e))
-        new = new.checkpoint() if checkpoint else new.cache()
-        # converged when a whole round changes nothing (the previous round's size is known:
-        # one count per round, not two)
-        new_size = new.count()
-        if new_size == size and new.exceptAll(e).isEmpty():
-            return new
-        e, size = new, new_size
-    raise NoConvergenceError(f"connected components did not converge in {max_iterations} rounds")
+def _graphx_labels(pairs: DataFrame, max_iterations: int) -> tuple[DataFrame, tuple]:
+    """pairs(u, v) of long ids -> ((id, label), GraphX's cached graphs). The label is the
+    smallest vertex id reachable."""
+    spark = pairs.sparkSession
+    jvm = spark.sparkContext._jvm
+    encoders = jvm.org.apache.spark.sql.Encoders
+    id_pair = encoders.tuple(encoders.LONG(), encoders.LONG())
+    level = jvm.org.apache.spark.storage.StorageLevel.MEMORY_AND_DISK()
+    int_tag = jvm.scala.reflect.ClassTag.Int()
+    graphx = jvm.org.apache.spark.graphx
+    graph = graphx.Graph.fromEdgeTuples(
+        getattr(pairs._jdf, "as")(id_pair).rdd(), 0, jvm.scala.Option.empty(), level, level, int_tag
+    )
+    labelled = graphx.lib.ConnectedComponents.run(graph, max_iterations, int_tag, int_tag)
+    labels = spark._jsparkSession.createDataset(labelled.vertices(), id_pair).toDF()
+    # the caller materialises the labels; GraphX's cached graphs are released then
+    return DataFrame(labels, spark).toDF("id", "label"), (graph, labelled)
 
 
 def connected_components(
-    edges: DataFrame, max_iterations: int = 40, checkpoint: bool = True
+    edges: DataFrame, max_iterations: int = 1000, checkpoint: bool = True
 ) -> DataFrame:
     """edges(src, dst) -> (node, component). ``component`` is the smallest node reachable.
 
-    The rounds run on long ids, not on the node names (typed hashes of ~70 characters): each
-    round shuffles the edge list three times, and 8-byte keys make those shuffles and joins a
-    fraction of the cost. Names go to ids once and back once."""
-    ids = node_ids(edges)
-    ids = ids.checkpoint() if checkpoint else ids.cache()
+    ``max_iterations`` caps GraphX's supersteps (one per hop of the longest shortest path in
+    a component); a graph that needs more raises ``NoConvergenceError`` rather than return
+    half-propagated labels. ``checkpoint`` writes the ids and labels to the checkpoint
+    directory (survives a lost executor) instead of keeping them on the executors."""
+
+    def keep(df: DataFrame) -> DataFrame:
+        return df.checkpoint() if checkpoint else df.localCheckpoint()
+
+    ids = keep(node_ids(edges))
     src = ids.select(F.col("node").alias("src"), F.col("id").alias("u"))
     dst = ids.select(F.col("node").alias("dst"), F.col("id").alias("v"))
-    pairs = edges.join(src, "src").join(dst, "dst").select("u", "v")
-    e = _stars(_normalise(pairs), max_iterations, checkpoint)
-    # after convergence every component is a star around its smallest node
-    parent = e.select(F.col("hi").alias("id"), F.col("lo").alias("component_id"))
-    names = ids.select(F.col("id").alias("component_id"), F.col("node").alias("component"))
-    labelled = ids.join(parent, "id", "left").select(
-        "node", F.coalesce("component_id", "id").alias("component_id")
-    )
-    return labelled.join(names, "component_id").select("node", "component")
+    pairs = edges.join(src, "src").join(dst, "dst").select("u", "v").cache()
+    labels, graphs = _graphx_labels(pairs, max_iterations)
+    labels = keep(labels)
+    for graph in graphs:
+        graph.unpersist(False)
+    # converged when no edge joins two labels (Pregel also stops on its cap, silently)
+    left = labels.select(F.col("id").alias("u"), F.col("label").alias("lu"))
+    right = labels.select(F.col("id").alias("v"), F.col("label").alias("lv"))
+    if not pairs.join(left, "u").join(right, "v").where(F.col("lu") != F.col("lv")).isEmpty():
+        raise NoConvergenceError(
+            f"connected components did not converge in {max_iterations} supersteps "
+            "(identity.max_iterations; a component's longest shortest path is longer)"
+        )
+    pairs.unpersist()
+    names = ids.select(F.col("id").alias("label"), F.col("node").alias("component"))
+    return labels.join(ids, "id").join(names, "label").select("node", "component")

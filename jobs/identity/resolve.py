@@ -17,7 +17,7 @@ def build_person_map(
     max_cluster_size: int | None,
     previous: DataFrame | None,
     run_date: str,
-    max_iterations: int = 40,
+    max_iterations: int = 1000,
     split_rounds: int = 5,
 ) -> tuple[DataFrame, DataFrame, DataFrame]:
     """-> person_map(node, id_type, id_value, component, raw_component, person_id,
@@ -145,7 +145,7 @@ def update_person_map(
     limits: dict[str, int],
     max_cluster_size: int | None,
     run_date: str,
-    max_iterations: int = 40,
+    max_iterations: int = 1000,
     split_rounds: int = 5,
 ) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """The incremental form of ``build_person_map``: only the region reached by ``seeds`` is
