@@ -11,8 +11,8 @@ the names, the smallest id of a component names its smallest node: the component
 smallest node (deterministic), and nodes that only appear in self-loops are singletons.
 
 This replaced a DataFrame implementation of Large-Star / Small-Star (Kiveris et al., SoCC
-2014) that took twice as long on every graph measured, from 500 nodes to the 1.3M-node bench
-graph (BENCHMARKS.md, "Connected components by GraphX").
+2014) that took 1.3 to 2.8 times as long on every graph measured, from 500 nodes to the
+1.3M-node bench graph (BENCHMARKS.md, "Connected components by GraphX").
 """
 
 from __future__ import annotations
