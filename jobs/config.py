@@ -81,6 +81,7 @@ class IdentitySettings(_Strict):
     max_anchor_links: int = Field(1, ge=1)
     max_degree: int = Field(500, ge=2)
     # supersteps of connected components: one per hop of a component's longest shortest path
+    # (the jobs' own default is jobs.identity.components.MAX_SUPERSTEPS)
     max_iterations: int = Field(1000, ge=1)
     # at most this many identifiers of a type in one person; more splits at the weakest link
     max_per_person: dict[str, int] = Field(default_factory=lambda: {"user": 1})

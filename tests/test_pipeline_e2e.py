@@ -95,7 +95,9 @@ def test_ingest_counts_match_truth_exactly(world):
 def _cluster_conf(world, tmp) -> Path:
     """This module's settings with a lake of its own, a copy of the landing files (later tests
     here rewrite and delete some), no lookalike (one model trained on a cold cluster JVM would
-    double the run's time) and the generic destination only."""
+    double the run's time), the generic destination only, and Spark's code generation as shipped
+    (this module's in-process run evaluates expressions interpreted, tests/conf/dmp-test.yaml:
+    the comparison of the two lakes covers both)."""
     import shutil
 
     import yaml

@@ -17,15 +17,19 @@ This replaced a DataFrame implementation of Large-Star / Small-Star (Kiveris et 
 
 from __future__ import annotations
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
+
+# the default cap on supersteps (``identity.max_iterations``)
+MAX_SUPERSTEPS = 1000
 
 
 class NoConvergenceError(RuntimeError):
     """Raised when the supersteps run out before every edge joins two equal labels."""
 
 
-def node_ids(edges: DataFrame) -> DataFrame:
+def _node_ids(edges: DataFrame) -> DataFrame:
     """(node, id): every node of edges(src, dst) with a long id in the order of its name. A
     global sort range-partitions the nodes and ``monotonically_increasing_id`` numbers them
     partition by partition, in order (so the ids must be materialised before reuse)."""
@@ -58,7 +62,7 @@ def _graphx_labels(pairs: DataFrame, max_iterations: int) -> tuple[DataFrame, tu
 
 
 def connected_components(
-    edges: DataFrame, max_iterations: int = 1000, checkpoint: bool = True
+    edges: DataFrame, max_iterations: int = MAX_SUPERSTEPS, checkpoint: bool = True
 ) -> DataFrame:
     """edges(src, dst) -> (node, component). ``component`` is the smallest node reachable.
 
@@ -68,24 +72,41 @@ def connected_components(
     directory (survives a lost executor) instead of keeping them on the executors."""
 
     def keep(df: DataFrame) -> DataFrame:
-        return df.checkpoint() if checkpoint else df.localCheckpoint()
+        if not checkpoint:
+            return df.localCheckpoint()
+        # a reliable checkpoint computes its input twice (a count, then the write) unless the
+        # input is persisted
+        df = df.persist(StorageLevel.MEMORY_AND_DISK)
+        kept = df.checkpoint()
+        df.unpersist()
+        return kept
 
-    ids = keep(node_ids(edges))
-    src = ids.select(F.col("node").alias("src"), F.col("id").alias("u"))
-    dst = ids.select(F.col("node").alias("dst"), F.col("id").alias("v"))
-    pairs = edges.join(src, "src").join(dst, "dst").select("u", "v").cache()
-    labels, graphs = _graphx_labels(pairs, max_iterations)
-    labels = keep(labels)
-    for graph in graphs:
-        graph.unpersist(False)
-    # converged when no edge joins two labels (Pregel also stops on its cap, silently)
-    left = labels.select(F.col("id").alias("u"), F.col("label").alias("lu"))
-    right = labels.select(F.col("id").alias("v"), F.col("label").alias("lv"))
-    if not pairs.join(left, "u").join(right, "v").where(F.col("lu") != F.col("lv")).isEmpty():
-        raise NoConvergenceError(
-            f"connected components did not converge in {max_iterations} supersteps "
-            "(identity.max_iterations; a component's longest shortest path is longer)"
-        )
-    pairs.unpersist()
+    # the edges feed the ids' sort (sampled, then sorted) and the id pairs: read once (on a
+    # slice of the edge table, as an incremental run's region is, 3.3 -> 2.1 s warm)
+    edges = edges.select("src", "dst").persist(StorageLevel.MEMORY_AND_DISK)
+    pairs = None
+    try:
+        ids = keep(_node_ids(edges))
+        src = ids.select(F.col("node").alias("src"), F.col("id").alias("u"))
+        dst = ids.select(F.col("node").alias("dst"), F.col("id").alias("v"))
+        pairs = edges.join(src, "src").join(dst, "dst").select("u", "v").cache()
+        labels, graphs = _graphx_labels(pairs, max_iterations)
+        try:
+            labels = keep(labels)
+        finally:
+            for graph in graphs:
+                graph.unpersist(False)
+        # converged when no edge joins two labels (Pregel also stops on its cap, silently)
+        left = labels.select(F.col("id").alias("u"), F.col("label").alias("lu"))
+        right = labels.select(F.col("id").alias("v"), F.col("label").alias("lv"))
+        if not pairs.join(left, "u").join(right, "v").where(F.col("lu") != F.col("lv")).isEmpty():
+            raise NoConvergenceError(
+                f"connected components did not converge in {max_iterations} supersteps "
+                "(identity.max_iterations; a component's longest shortest path is longer)"
+            )
+    finally:
+        if pairs is not None:
+            pairs.unpersist()
+        edges.unpersist()
     names = ids.select(F.col("id").alias("label"), F.col("node").alias("component"))
     return labels.join(ids, "id").join(names, "label").select("node", "component")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.identity.components import MAX_SUPERSTEPS
 from jobs.identity.graph import EVENT_IDENTIFIERS, endpoints, node, node_type
 from jobs.identity.split import over_limit, split_over_limits
 from jobs.identity.stable_ids import assign_ids
@@ -17,7 +18,7 @@ def build_person_map(
     max_cluster_size: int | None,
     previous: DataFrame | None,
     run_date: str,
-    max_iterations: int = 1000,
+    max_iterations: int = MAX_SUPERSTEPS,
     split_rounds: int = 5,
 ) -> tuple[DataFrame, DataFrame, DataFrame]:
     """-> person_map(node, id_type, id_value, component, raw_component, person_id,
@@ -145,7 +146,7 @@ def update_person_map(
     limits: dict[str, int],
     max_cluster_size: int | None,
     run_date: str,
-    max_iterations: int = 1000,
+    max_iterations: int = MAX_SUPERSTEPS,
     split_rounds: int = 5,
 ) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """The incremental form of ``build_person_map``: only the region reached by ``seeds`` is
