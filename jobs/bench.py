@@ -257,9 +257,10 @@ def _markdown(results, days, scales, peak_mb) -> str:
         "",
         f"Machine: {_machine()}. Spark `local[2]`, 8 shuffle partitions.",
         "",
-        "Reproduce: `make bench` (= `dmp bench --people "
+        "Reproduce: `dmp bench --people "
         + ",".join(map(str, scales))
-        + f" --days {days}`). Each scale generates fresh data (seed 42), runs the whole "
+        + f" --days {days}` (`make bench` runs 10,000, 100,000 and 320,000 people, 14 days)."
+        " Each scale generates fresh data (seed 42), runs the whole "
         f"pipeline cold on the first {days - 1} days (the lake starts empty), then the daily "
         "run of the last day (new event files only, incremental identity), then a full identity "
         "rebuild of that day for comparison; then this project's connected components against "
