@@ -9,7 +9,14 @@ from datetime import datetime, timedelta
 import pytest
 from pyspark.sql import functions as F
 
-from jobs.identity.graph import combine_edges, endpoints, find_hubs, incremental_hubs
+from jobs.identity.graph import (
+    EDGE_COLUMNS,
+    edge_tables,
+    endpoints,
+    event_part,
+    find_hubs,
+    incremental_hubs,
+)
 from jobs.identity.map_history import changes, map_before, snapshot
 from jobs.identity.resolve import (
     PERSON_MAP_COLUMNS,
@@ -87,11 +94,13 @@ def test_incremental_equals_full_rebuild(spark, seed):
     # the weak link seen five times more: now kk-u2 is the weakest
     day2 += [("cookie:kk", "device:dd", d2)] * 5
     e2 = _edges(spark, day2).cache()
-    edges = combine_edges(e1, e2).cache()
+    tables = edge_tables(e1, e2, None).cache()  # as the job builds them
+    edges = tables.select(*EDGE_COLUMNS).cache()
     hubs2 = find_hubs(edges, ["user"], 1, 50).cache()
 
     full, full_lineage, _ = build_person_map(edges, hubs2, LIMITS, MAX_SIZE, pm1, DAY2)
-    seeds = incremental_seeds(e2, e1, pm1, LIMITS).localCheckpoint()  # as the job does
+    new_pairs = tables.where("new_pair").select("src", "dst")
+    seeds = incremental_seeds(new_pairs, e2, pm1, LIMITS).localCheckpoint()  # as the job does
     # hubs judged again on the seeds' own links only are the hubs of the whole graph
     assert _rows(incremental_hubs(edges, seeds, pm1, ["user"], 1, 50), ["node", "reason"]) == (
         _rows(hubs2, ["node", "reason"])
@@ -135,6 +144,33 @@ def test_incremental_equals_full_rebuild(spark, seed):
     naive = affected_region(edges, hubs2, endpoints(new_pairs), pm1)
     assert naive.where("node = 'cookie:kk'").count() == 0
     assert region.where("node = 'cookie:kk'").count() == 1
+
+
+def test_edge_tables_in_one_pass_match_a_hand_computation(spark):
+    """Event edges, all edges and new pairs out of one aggregation, against dictionaries."""
+    t = [datetime(2026, 11, d, 9) for d in range(1, 6)]
+    prev = [("a", "b", t[0], t[1], 2), ("a", "c", t[1], t[1], 1), ("b", "b", t[0], t[0], 1)]
+    fresh = [("a", "b", t[3], t[3], 1), ("c", "d", t[3], t[4], 4), ("e", "e", t[4], t[4], 1)]
+    crm = [("a", "c", t[0], t[0], 1), ("d", "x", t[2], t[2], 1), ("c", "d", t[2], t[2], 1)]
+    schema = "src string, dst string, first_seen timestamp, last_seen timestamp, count long"
+    frames = [spark.createDataFrame(rows, schema) for rows in (prev, fresh, crm)]
+    tables = edge_tables(*frames).cache()
+
+    def added(*parts):
+        out = {}
+        for rows in parts:
+            for s, d, f, last, n in rows:
+                f0, l0, n0 = out.get((s, d), (f, last, 0))
+                out[(s, d)] = (min(f0, f), max(l0, last), n0 + n)
+        return sorted((*k, *v) for k, v in out.items())
+
+    assert _rows(event_part(tables), EDGE_COLUMNS) == added(prev, fresh)
+    assert _rows(tables, EDGE_COLUMNS) == added(prev, fresh, crm)
+    assert _rows(tables.where("new_pair"), ["src", "dst"]) == [("c", "d"), ("e", "e")]
+    # a first run: no previous event edges, every pair of the day is new
+    first = edge_tables(None, frames[1], frames[2])
+    assert _rows(first.where("new_pair"), ["src", "dst"]) == sorted((r[0], r[1]) for r in fresh)
+    assert _rows(event_part(first), EDGE_COLUMNS) == added(fresh)
 
 
 def test_history_tombstones_and_old_snapshots(spark):

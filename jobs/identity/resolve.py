@@ -74,14 +74,14 @@ PERSON_MAP_COLUMNS = [
 
 
 def incremental_seeds(
-    fresh: DataFrame, previous_edges: DataFrame, previous: DataFrame, limits: dict[str, int]
+    new_pairs: DataFrame, fresh: DataFrame, previous: DataFrame, limits: dict[str, int]
 ) -> DataFrame:
     """The identifiers a day's new edges can change: endpoints of identifier pairs never seen
     before (they may join or grow components), and endpoints of any edge in a previous raw
     component that is over a per-type limit (there link counts and dates pick the weakest link
     to cut). An edge seen again elsewhere only raises a count: the components, hubs, sizes and
-    ids it belongs to cannot change, so it seeds nothing. -> (node)."""
-    new_pairs = fresh.join(previous_edges.select("src", "dst"), ["src", "dst"], "left_anti")
+    ids it belongs to cannot change, so it seeds nothing. ``new_pairs``: (src, dst) of the
+    day's pairs not in the previous edges (``edge_tables`` flags them). -> (node)."""
     seeds = endpoints(new_pairs)
     if limits:
         raw = previous.select("node", F.col("raw_component").alias("component"))

@@ -14,11 +14,13 @@ import json
 from pyspark.sql import functions as F
 
 from jobs.identity.graph import (
+    EDGE_COLUMNS,
     blocked_identifiers,
     blocked_nodes,
     build_edges,
     changed_endpoints,
-    combine_edges,
+    edge_tables,
+    event_part,
     find_hubs,
     incremental_hubs,
 )
@@ -172,23 +174,27 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             else lake.spark.createDataFrame([], fresh.schema)
         )
         previous = previous_person_map(lake, run_date, state)
-        if incremental:  # both are read twice: for the seeds and for the edge tables
-            fresh, crm_edges = fresh.localCheckpoint(), crm_edges.localCheckpoint()
+        prev_events = None
+        if incremental:  # the day's edges are read twice: for the edge tables and the seeds
+            fresh = fresh.localCheckpoint()
             prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
+        crm_edges = crm_edges.localCheckpoint()  # written, and read by the edge tables
+        # both edge tables and the day's new pairs from one shuffle of the graph
+        tables = edge_tables(prev_events, fresh, crm_edges).persist()
+        lake.overwrite(event_part(tables), "identity.event_edges")
+        lake.overwrite(crm_edges, "identity.crm_edges")
+        lake.overwrite(tables.select(*EDGE_COLUMNS), "identity.edges")
+        versions = {t: lake.version(f"identity.{t}") for t in ("event_edges", "crm_edges")}
+        seeds = None
+        if incremental:
             prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
             limits = s.max_per_person if guards else {}
-            seeds = incremental_seeds(fresh, prev_events, previous, limits).unionByName(
+            new_pairs = tables.where("new_pair").select("src", "dst")
+            seeds = incremental_seeds(new_pairs, fresh, previous, limits).unionByName(
                 changed_endpoints(prev_crm, crm_edges)
             )
             seeds = seeds.distinct().localCheckpoint()
-            event_edges = combine_edges(prev_events, fresh)
-        else:
-            seeds, event_edges = None, fresh
-        lake.overwrite(event_edges, "identity.event_edges")
-        lake.overwrite(crm_edges, "identity.crm_edges")
-        versions = {t: lake.version(f"identity.{t}") for t in ("event_edges", "crm_edges")}
-        edges = combine_edges(lake.read("identity.event_edges"), lake.read("identity.crm_edges"))
-        lake.overwrite(edges, "identity.edges")
+        tables.unpersist()
         edges = lake.read("identity.edges")
         report.written["identity.edges"] = lake.last_write_rows("identity.edges")
     with report.step("over-merge guards"):
