@@ -29,4 +29,4 @@ clean:
 	rm -rf data .pytest_cache
 
 bench: setup
-	.venv/bin/dmp bench --people 10000,100000,320000 --days 14
+	.venv/bin/dmp bench

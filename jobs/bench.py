@@ -2,7 +2,8 @@
 project's connected components (Spark GraphX) with networkx on the same identity graph.
 Writes BENCHMARKS.md.
 
-Not part of `make test`: run `make bench` (= `dmp bench --people 10000,100000,320000`)."""
+Not part of `make test`: run `make bench` (= `dmp bench`, the scales of ``DEFAULT_PEOPLE``).
+The tables are regenerated; whatever the file holds below ``HAND_WRITTEN`` is kept."""
 
 from __future__ import annotations
 
@@ -17,6 +18,10 @@ from datetime import date, timedelta
 from jobs.config import Settings
 from jobs.pipeline import JOBS
 from jobs.report import say
+
+DEFAULT_PEOPLE = "10000,100000,320000"
+DEFAULT_DAYS = 14
+HAND_WRITTEN = "<!-- written by hand below this line: dmp bench keeps it -->"
 
 
 def _machine() -> str:
@@ -242,9 +247,22 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
         say(f"[bench] {people:,} people done: cold {total:.0f}s, daily {daily_total:.0f}s")
     peak_driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     text = _markdown(results, days, people_scales, peak_driver)
-    with open(out_md, "w") as fh:
-        fh.write(text)
+    with open(out_md + ".tmp", "w") as fh:
+        fh.write(with_hand_written(text, out_md))
+    os.replace(out_md + ".tmp", out_md)
     return text
+
+
+def with_hand_written(generated: str, out_md: str) -> str:
+    """The generated tables, then the part of the existing file below ``HAND_WRITTEN`` (the
+    readings and the dated measurements), so a new run never loses them."""
+    kept = ""
+    if os.path.exists(out_md):
+        with open(out_md) as fh:
+            old = fh.read()
+        if HAND_WRITTEN in old:
+            kept = old[old.index(HAND_WRITTEN) + len(HAND_WRITTEN) :]
+    return generated.rstrip("\n") + "\n\n" + HAND_WRITTEN + (kept or "\n")
 
 
 def _ratio(a: float, b: float) -> str:
@@ -259,7 +277,9 @@ def _markdown(results, days, scales, peak_mb) -> str:
         "",
         "Reproduce: `dmp bench --people "
         + ",".join(map(str, scales))
-        + f" --days {days}` (`make bench` runs 10,000, 100,000 and 320,000 people, 14 days)."
+        + f" --days {days}` (`make bench` runs "
+        + ", ".join(f"{int(x):,}" for x in DEFAULT_PEOPLE.split(","))
+        + f" people, {DEFAULT_DAYS} days)."
         " Each scale generates fresh data (seed 42), runs the whole "
         f"pipeline cold on the first {days - 1} days (the lake starts empty), then the daily "
         "run of the last day (new event files only, incremental identity), then a full identity "

@@ -108,8 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     b = with_conf(
         sub.add_parser("bench", help="time every stage at several scales -> BENCHMARKS.md")
     )
-    b.add_argument("--people", default="10000,100000", help="comma-separated scales (people)")
-    b.add_argument("--days", type=int, default=14)
+    b.add_argument(
+        "--people", help="comma-separated scales (people); default: those of `make bench`"
+    )
+    b.add_argument("--days", type=int, help="days per scale; default: that of `make bench`")
     b.add_argument("--out", default="BENCHMARKS.md")
     d = with_conf(sub.add_parser("demo", help="generate sample data and run the whole pipeline"))
     d.add_argument("--people", type=int, default=5000)
@@ -262,10 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "demo":
             cmd_demo(settings, args)
         elif args.command == "bench":
-            from jobs.bench import run_bench
+            from jobs.bench import DEFAULT_DAYS, DEFAULT_PEOPLE, run_bench
 
-            scales = [int(x) for x in args.people.split(",")]
-            print(run_bench(settings, scales, args.days, args.out))
+            scales = [int(x) for x in (args.people or DEFAULT_PEOPLE).split(",")]
+            print(run_bench(settings, scales, args.days or DEFAULT_DAYS, args.out))
         elif args.command == "erase":
             return cmd_erase(settings, args)
         elif args.command == "crash-test":
