@@ -181,20 +181,22 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
         crm_edges = crm_edges.localCheckpoint()  # written, and read by the edge tables
         # both edge tables and the day's new pairs from one shuffle of the graph
         tables = edge_tables(prev_events, fresh, crm_edges).persist()
-        lake.overwrite(event_part(tables), "identity.event_edges")
-        lake.overwrite(crm_edges, "identity.crm_edges")
-        lake.overwrite(tables.select(*EDGE_COLUMNS), "identity.edges")
-        versions = {t: lake.version(f"identity.{t}") for t in ("event_edges", "crm_edges")}
-        seeds = None
-        if incremental:
-            prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
-            limits = s.max_per_person if guards else {}
-            new_pairs = tables.where("new_pair").select("src", "dst")
-            seeds = incremental_seeds(new_pairs, fresh, previous, limits).unionByName(
-                changed_endpoints(prev_crm, crm_edges)
-            )
-            seeds = seeds.distinct().localCheckpoint()
-        tables.unpersist()
+        try:
+            lake.overwrite(event_part(tables), "identity.event_edges")
+            lake.overwrite(crm_edges, "identity.crm_edges")
+            lake.overwrite(tables.select(*EDGE_COLUMNS), "identity.edges")
+            versions = {t: lake.version(f"identity.{t}") for t in ("event_edges", "crm_edges")}
+            seeds = None
+            if incremental:
+                prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
+                limits = s.max_per_person if guards else {}
+                new_pairs = tables.where("new_pair").select("src", "dst")
+                seeds = incremental_seeds(new_pairs, fresh, previous, limits).unionByName(
+                    changed_endpoints(prev_crm, crm_edges)
+                )
+                seeds = seeds.distinct().localCheckpoint()
+        finally:
+            tables.unpersist()
         edges = lake.read("identity.edges")
         report.written["identity.edges"] = lake.last_write_rows("identity.edges")
     with report.step("over-merge guards"):
@@ -281,3 +283,4 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
     ):
         report.facts[key.replace("_", " ")] = rep[key]
     report.facts["blocked identifiers"] = rep["blocked"]
+    hubs.unpersist()

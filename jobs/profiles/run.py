@@ -38,12 +38,14 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                 blocked_email_hashes(lake.settings.identity.blocked_emails)
             ),
         ).persist()  # one row per person: both tables come from one pass over the events
-        lake.overwrite(wide.drop(*EVENT_ID_COLS), "gold.profiles")
-        ids = with_crm(wide.select("person_id", *EVENT_ID_COLS), person_map, crm)
-        lake.overwrite(
-            ids.withColumn("run_date", F.lit(run_date).cast("date")), "gold.person_identifiers"
-        )
-        wide.unpersist()
+        try:
+            lake.overwrite(wide.drop(*EVENT_ID_COLS), "gold.profiles")
+            ids = with_crm(wide.select("person_id", *EVENT_ID_COLS), person_map, crm)
+            lake.overwrite(
+                ids.withColumn("run_date", F.lit(run_date).cast("date")), "gold.person_identifiers"
+            )
+        finally:
+            wide.unpersist()
     for table in ("gold.profiles", "gold.person_identifiers"):
         report.written[table] = lake.last_write_rows(table)
     stats = (
