@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -40,6 +43,18 @@ TABLES: dict[str, list[str]] = {
     "privacy.pending_removals": [],
     "privacy.retention": [],
 }
+
+TABLE_WORKERS = 4
+T = TypeVar("T")
+
+
+def per_table(fn: Callable[[str], T], tables: Iterable[str]) -> list[T]:
+    """``fn(table)`` for every table, a few tables at a time, results in the order given; the
+    first error is raised once the others finish. For per-table Delta maintenance (delete,
+    purge, vacuum, scan) on many small tables: each waits mostly on log commits, listings and
+    job start-up, not on the cores, so four at once take about half the time of one by one."""
+    with ThreadPoolExecutor(max_workers=TABLE_WORKERS, thread_name_prefix="table") as pool:
+        return list(pool.map(fn, tables))
 
 
 @dataclass

@@ -17,7 +17,7 @@ from jobs.activation.identifiers import person_identifiers
 from jobs.identity.graph import blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.ingest.normalise import email_hashes, phone_hashes
-from jobs.lake import TABLES, Lake
+from jobs.lake import TABLES, Lake, per_table
 from jobs.privacy.raw_files import contains_any, erase_raw
 from jobs.report import JobReport
 
@@ -193,27 +193,21 @@ def erase(
     report.facts["identifiers"] = len(all_nodes)
     with report.step("queue removals for the audiences they were sent in"):
         queued = queue_removals(lake, pids, erasure_id)
-    deleted: dict[str, int] = {}
-    changed = []
     with report.step("delete their rows in every table"):
         # quarantined lines of their events carry the event id, not always an identifier
         events = lake.read("silver.events")
         their_events = events.where(row_predicate(events, ids, pids, all_nodes))
         event_ids = their_events.select("event_id").distinct().localCheckpoint()
-        for table in TABLES:
-            if table.startswith("privacy.") or not lake.exists(table):
-                continue
-            values = pids + [v for vs in ids.values() for v in vs]
+        values = pids + [v for vs in ids.values() for v in vs]
+
+        def delete_rows(table: str) -> int:
             if table in REDACT_TABLES:
-                n = _redact(lake, table, values)
-                if n:
-                    deleted[table], changed = n, [*changed, table]
-                continue
+                return _redact(lake, table, values)
             dt = DeltaTable.forPath(spark, lake.path(table))
             df = dt.toDF()
             pred = row_predicate(df, ids, pids, all_nodes)
             if pred is None:
-                continue
+                return 0
             n = 0
             if "event_id" in df.columns and table == "silver.quarantine":
                 dt.alias("t").merge(
@@ -223,20 +217,24 @@ def erase(
             if df.where(pred).limit(1).count():
                 dt.delete(pred)
                 n += lake.deleted_rows(table)
-            if n:
-                deleted[table] = n
-                changed.append(table)
-    # every table, not only the changed ones: an older version of an untouched table (e.g. an
-    # overwritten one) may still hold the person
-    tables = [t for t in TABLES if not t.startswith("privacy.") and lake.exists(t)]
+            return n
+
+        # every table, not only the changed ones: an older version of an untouched table (e.g.
+        # an overwritten one) may still hold the person
+        tables = [t for t in TABLES if not t.startswith("privacy.") and lake.exists(t)]
+        counts = per_table(delete_rows, tables)
+        deleted = {t: n for t, n in zip(tables, counts, strict=True) if n}
     with report.step(f"purge and vacuum {len(tables)} tables"):
-        hours = lake.settings.privacy.erasure_vacuum_hours
+        hours = float(lake.settings.privacy.erasure_vacuum_hours)
+
+        def purge(table: str) -> None:
+            if table in deleted:  # deletion vectors only mask rows: rewrite the files
+                spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
+            DeltaTable.forPath(spark, lake.path(table)).vacuum(hours)
+
         spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
         try:
-            for table in tables:
-                if table in changed:  # deletion vectors only mask rows: rewrite the files
-                    spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
-                DeltaTable.forPath(spark, lake.path(table)).vacuum(float(hours))
+            per_table(purge, tables)
         finally:
             spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
     files = lines = 0

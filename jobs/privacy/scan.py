@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.lake import TABLES, Lake
+from jobs.lake import TABLES, Lake, per_table
 
 EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 PHONE = (
@@ -55,10 +55,10 @@ def scan(lake: Lake) -> list[dict]:
     """Every finding as {where, column, shape, rows}; empty when the lake and audiences are
     clean."""
     spark = lake.spark
-    findings: list[dict] = []
-    for table in TABLES:
-        if lake.exists(table):
-            findings += scan_frame(lake.read(table), table)
+    tables = [t for t in TABLES if lake.exists(t)]
+    findings = [
+        f for found in per_table(lambda t: scan_frame(lake.read(t), t), tables) for f in found
+    ]
     root = lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/")
     from jobs.activation.files import _fs
 
