@@ -65,18 +65,23 @@ def publish(
     fmt: str,
     max_rows: int,
     manifest: dict,
+    known_rows: dict[str, int] | None = None,
 ) -> dict:
     """Write each part (full / add / remove) under ``final + '._tmp'`` (CSV gzipped), move the
     folder into place, write ``manifest.json`` (rows, columns, SHA-256 and size of every file),
     then ``_SUCCESS`` last. Readers trust a folder only once ``_SUCCESS`` exists; a rerun first
-    withdraws the marker, then replaces the folder whole."""
+    withdraws the marker, then replaces the folder whole. ``known_rows`` gives the row counts
+    of parts the caller has already counted on a cached frame: those are not counted again."""
     tmp = final.rstrip("/") + "._tmp"
     fs, tmp_p = _fs(spark, tmp)
     fs.delete(tmp_p, True)
     described = {}
     for name, df in parts.items():
-        df = df.cache()  # counted, then written: computed once
-        n = df.count()
+        n = (known_rows or {}).get(name)
+        counted_here = n is None
+        if counted_here:
+            df = df.cache()  # counted, then written: computed once
+            n = df.count()
         # as few files as the platform's size limit allows, never one per shuffle partition
         out = df.coalesce(max(1, -(-n // max_rows)))
         writer = out.write.mode("overwrite").option("maxRecordsPerFile", max_rows)
@@ -85,7 +90,8 @@ def publish(
         else:
             writer.parquet(f"{tmp}/{name}")
         described[name] = {"rows": n, "columns": df.columns}
-        df.unpersist()
+        if counted_here:
+            df.unpersist()
     sums = file_checksums(spark, tmp)
     for name, part in described.items():
         part["files"] = {
