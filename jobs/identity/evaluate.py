@@ -9,6 +9,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.cache import cached
+
 
 def truth_nodes(truth: DataFrame) -> DataFrame:
     """truth(person_key, id_type, value) -> (node, person_key), hashing emails and phones the
@@ -27,12 +29,13 @@ def _pairs(df: DataFrame, *keys: str):
 
 
 def pairwise_scores(person_map: DataFrame, truth: DataFrame) -> dict[str, float]:
-    both = person_map.select("node", "person_id").join(truth_nodes(truth), "node").cache()
-    tp = _pairs(both, "person_id", "person_key")
-    predicted = _pairs(both, "person_id")
-    actual = _pairs(both, "person_key")
+    with cached() as keep:
+        both = keep(person_map.select("node", "person_id").join(truth_nodes(truth), "node"))
+        tp = _pairs(both, "person_id", "person_key")
+        predicted = _pairs(both, "person_id")
+        actual = _pairs(both, "person_key")
+        identifiers = both.count()
     precision = tp / predicted if predicted else 1.0
     recall = tp / actual if actual else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    both.unpersist()
-    return {"precision": precision, "recall": recall, "f1": f1, "identifiers": float(both.count())}
+    return {"precision": precision, "recall": recall, "f1": f1, "identifiers": float(identifiers)}

@@ -13,6 +13,7 @@ import json
 
 from pyspark.sql import functions as F
 
+from jobs.cache import cached
 from jobs.identity.graph import (
     EDGE_COLUMNS,
     blocked_identifiers,
@@ -180,8 +181,8 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
         crm_edges = crm_edges.localCheckpoint()  # written, and read by the edge tables
         # both edge tables and the day's new pairs from one shuffle of the graph
-        tables = edge_tables(prev_events, fresh, crm_edges).persist()
-        try:
+        with cached() as keep:
+            tables = keep(edge_tables(prev_events, fresh, crm_edges))
             lake.overwrite(event_part(tables), "identity.event_edges")
             lake.overwrite(crm_edges, "identity.crm_edges")
             lake.overwrite(tables.select(*EDGE_COLUMNS), "identity.edges")
@@ -195,92 +196,90 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
                     changed_endpoints(prev_crm, crm_edges)
                 )
                 seeds = seeds.distinct().localCheckpoint()
-        finally:
-            tables.unpersist()
         edges = lake.read("identity.edges")
         report.written["identity.edges"] = lake.last_write_rows("identity.edges")
-    with report.step("over-merge guards"):
-        hub_rules = (s.anchor_types, s.max_anchor_links, s.max_degree)
-        if incremental:  # only the seeds' neighbours changed: judge them alone
-            hubs = incremental_hubs(edges, seeds, previous, *hub_rules)
-        else:
-            hubs = find_hubs(edges, *hub_rules)
-        if not guards:
-            hubs = hubs.where(F.lit(False))
-        hubs = hubs.cache()
-        kept_out = blocked_identifiers(events, crm, blocked, patterns)
-        if incremental:
-            before = lake.read("identity.blocked").where(F.col("run_date") == state["run_date"])
-            kept_out = kept_out.unionByName(before.select("node", "reason")).distinct()
-        kept_out = kept_out.localCheckpoint()
-        lake.replace_partition(
-            kept_out.withColumn("run_date", F.lit(run_date)),
-            "identity.blocked",
-            "run_date",
-            run_date,
-        )
-    step = "incremental components" if incremental else "connected components"
-    with report.step(f"{step}, splits and stable ids"):
-        args = (
-            s.max_per_person if guards else {},
-            s.max_cluster_size if guards else None,
-        )
-        if incremental:
-            pm, lineage, cuts, region = update_person_map(
-                edges, hubs, seeds, previous, *args, run_date, s.max_iterations, s.split_rounds
+    with cached() as keep:  # the hubs, read by the map, the report and the history
+        with report.step("over-merge guards"):
+            hub_rules = (s.anchor_types, s.max_anchor_links, s.max_degree)
+            if incremental:  # only the seeds' neighbours changed: judge them alone
+                hubs = incremental_hubs(edges, seeds, previous, *hub_rules)
+            else:
+                hubs = find_hubs(edges, *hub_rules)
+            if not guards:
+                hubs = hubs.where(F.lit(False))
+            hubs = keep(hubs)
+            kept_out = blocked_identifiers(events, crm, blocked, patterns)
+            if incremental:
+                before = lake.read("identity.blocked").where(F.col("run_date") == state["run_date"])
+                kept_out = kept_out.unionByName(before.select("node", "reason")).distinct()
+            kept_out = kept_out.localCheckpoint()
+            lake.replace_partition(
+                kept_out.withColumn("run_date", F.lit(run_date)),
+                "identity.blocked",
+                "run_date",
+                run_date,
             )
-            region_nodes = region.count()
-        else:
-            pm, lineage, cuts = build_person_map(
-                edges, hubs, *args, previous, run_date, s.max_iterations, s.split_rounds
+        step = "incremental components" if incremental else "connected components"
+        with report.step(f"{step}, splits and stable ids"):
+            args = (
+                s.max_per_person if guards else {},
+                s.max_cluster_size if guards else None,
             )
-            region, region_nodes = None, None
-        lake.overwrite(pm, "identity.person_map")
-        pm = lake.read("identity.person_map")
-        person_map_version = lake.version("identity.person_map")
-        history = changes(pm, previous, region) if incremental else snapshot(pm)
-        lake.replace_partition(
-            history.withColumn("run_date", F.lit(run_date)),
-            "identity.person_map_history",
-            "run_date",
-            run_date,
+            if incremental:
+                pm, lineage, cuts, region = update_person_map(
+                    edges, hubs, seeds, previous, *args, run_date, s.max_iterations, s.split_rounds
+                )
+                region_nodes = region.count()
+            else:
+                pm, lineage, cuts = build_person_map(
+                    edges, hubs, *args, previous, run_date, s.max_iterations, s.split_rounds
+                )
+                region, region_nodes = None, None
+            lake.overwrite(pm, "identity.person_map")
+            pm = lake.read("identity.person_map")
+            person_map_version = lake.version("identity.person_map")
+            history = changes(pm, previous, region) if incremental else snapshot(pm)
+            lake.replace_partition(
+                history.withColumn("run_date", F.lit(run_date)),
+                "identity.person_map_history",
+                "run_date",
+                run_date,
+            )
+            history_rows = lake.last_write_rows("identity.person_map_history")
+            lake.replace_partition(
+                lineage.withColumn("run_date", F.lit(run_date)),
+                "identity.lineage",
+                "run_date",
+                run_date,
+            )
+            report.written["identity.person_map"] = lake.last_write_rows("identity.person_map")
+            report.written["identity.person_map_history"] = history_rows
+        lineage = lake.read("identity.lineage").where(F.col("run_date") == run_date)
+        rep = cluster_report(pm, lineage, kept_out, cuts, run_date)
+        if region_nodes is None:
+            region_nodes = rep["identifiers"]
+        rep.update(
+            mode="incremental" if incremental else "full",
+            recomputed_identifiers=region_nodes,
+            watermark=str(watermark),
+            config_hash=fingerprint,
+            event_edges_version=versions["event_edges"],
+            crm_edges_version=versions["crm_edges"],
+            person_map_version=person_map_version,
+            erasures_seen=erasure_count(lake),
         )
-        history_rows = lake.last_write_rows("identity.person_map_history")
         lake.replace_partition(
-            lineage.withColumn("run_date", F.lit(run_date)),
-            "identity.lineage",
-            "run_date",
-            run_date,
+            lake.spark.createDataFrame([rep]), "identity.report", "run_date", run_date
         )
-        report.written["identity.person_map"] = lake.last_write_rows("identity.person_map")
-        report.written["identity.person_map_history"] = history_rows
-    lineage = lake.read("identity.lineage").where(F.col("run_date") == run_date)
-    rep = cluster_report(pm, lineage, kept_out, cuts, run_date)
-    if region_nodes is None:
-        region_nodes = rep["identifiers"]
-    rep.update(
-        mode="incremental" if incremental else "full",
-        recomputed_identifiers=region_nodes,
-        watermark=str(watermark),
-        config_hash=fingerprint,
-        event_edges_version=versions["event_edges"],
-        crm_edges_version=versions["crm_edges"],
-        person_map_version=person_map_version,
-        erasures_seen=erasure_count(lake),
-    )
-    lake.replace_partition(
-        lake.spark.createDataFrame([rep]), "identity.report", "run_date", run_date
-    )
-    for key in (
-        "persons",
-        "largest_cluster",
-        "hub_identifiers",
-        "quarantined_clusters",
-        "merges",
-        "splits",
-        "weak_links_cut",
-        "recomputed_identifiers",
-    ):
-        report.facts[key.replace("_", " ")] = rep[key]
-    report.facts["blocked identifiers"] = rep["blocked"]
-    hubs.unpersist()
+        for key in (
+            "persons",
+            "largest_cluster",
+            "hub_identifiers",
+            "quarantined_clusters",
+            "merges",
+            "splits",
+            "weak_links_cut",
+            "recomputed_identifiers",
+        ):
+            report.facts[key.replace("_", " ")] = rep[key]
+        report.facts["blocked identifiers"] = rep["blocked"]

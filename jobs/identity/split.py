@@ -6,6 +6,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from jobs.cache import cached
 from jobs.identity.components import connected_components
 from jobs.identity.graph import node_type
 
@@ -39,30 +40,33 @@ def split_over_limits(
     cuts = empty_cuts
     done = cc
     for _ in range(max_rounds):
-        bad = over_limit(done, limits).cache()
-        if bad.isEmpty():
-            break
-        bad_nodes = done.join(bad, "component")
-        sub_links = links.join(
-            bad_nodes.select(F.col("node").alias("src"), "component"), "src"
-        ).join(cuts.select("src", "dst"), ["src", "dst"], "left_anti")
-        w = Window.partitionBy("component")
-        weakest = (
-            sub_links.withColumn("min_count", F.min("count").over(w))
-            .where(F.col("count") == F.col("min_count"))
-            .withColumn("min_seen", F.min("last_seen").over(w))
-            .where(F.col("last_seen") == F.col("min_seen"))
-            .select("src", "dst", "count", "last_seen")
-        )
-        cuts = cuts.unionByName(weakest).localCheckpoint()
-        remaining = sub_links.select("src", "dst").join(
-            cuts.select("src", "dst"), ["src", "dst"], "left_anti"
-        )
-        sub_graph = remaining.unionByName(
-            bad_nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
-        )
-        resplit = connected_components(sub_graph, max_iterations=max_iter).join(
-            bad_nodes.select("node", "raw_component"), "node"
-        )
-        done = done.join(bad, "component", "left_anti").unionByName(resplit).localCheckpoint()
+        with cached() as keep:  # this round's offending clusters, freed each round
+            bad = keep(over_limit(done, limits))
+            if bad.isEmpty():
+                break
+            bad_nodes = done.join(bad, "component")
+            sub_links = links.join(
+                bad_nodes.select(F.col("node").alias("src"), "component"), "src"
+            ).join(cuts.select("src", "dst"), ["src", "dst"], "left_anti")
+            w = Window.partitionBy("component")
+            weakest = (
+                sub_links.withColumn("min_count", F.min("count").over(w))
+                .where(F.col("count") == F.col("min_count"))
+                .withColumn("min_seen", F.min("last_seen").over(w))
+                .where(F.col("last_seen") == F.col("min_seen"))
+                .select("src", "dst", "count", "last_seen")
+            )
+            cuts = cuts.unionByName(weakest).localCheckpoint()
+            remaining = sub_links.select("src", "dst").join(
+                cuts.select("src", "dst"), ["src", "dst"], "left_anti"
+            )
+            sub_graph = remaining.unionByName(
+                bad_nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
+            )
+            resplit = connected_components(sub_graph, max_iterations=max_iter).join(
+                bad_nodes.select("node", "raw_component"), "node"
+            )
+            done = done.join(bad, "component", "left_anti").unionByName(resplit).localCheckpoint()
+    if done is not cc:  # every round's result is checkpointed: the first components are done with
+        cc.unpersist()
     return done, cuts

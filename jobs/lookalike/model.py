@@ -21,6 +21,8 @@ from pyspark.ml.functions import vector_to_array
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.cache import cached
+
 COUNT_FEATURES = [
     "events",
     "sessions",
@@ -221,66 +223,69 @@ def fit_and_score(
     pos_fit, pos_val, pos_hold = parts(pos)
     unl_fit, unl_val, unl_hold = parts(unl_sample)
     fit, validation = pos_fit.unionByName(unl_fit), pos_val.unionByName(unl_val)
-    fit = fit.cache()
-    auc_of = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="rawPrediction")
-    aff = affinity_names(feats)
-    centre = seed_centroid(pos_fit, aff)
-    assemble = [
-        SeedSimilarity(aff, centre),
-        VectorAssembler(
-            inputCols=[*feature_names(feats, groups), "seed_similarity"], outputCol="raw_features"
-        ),
-        StandardScaler(inputCol="raw_features", outputCol="features"),
-    ]
-    evaluation: dict[str, float | str] = {}
-    models = {}
-    for name, estimator in candidates(seed).items():
-        models[name] = Pipeline(stages=[*assemble, estimator]).fit(fit)
-        evaluation[f"validation_auc_{name}"] = float(
-            auc_of.evaluate(models[name].transform(validation))
+    with cached() as keep:  # the training rows and the held-out seeds
+        fit = keep(fit)
+        auc_of = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="rawPrediction")
+        aff = affinity_names(feats)
+        centre = seed_centroid(pos_fit, aff)
+        assemble = [
+            SeedSimilarity(aff, centre),
+            VectorAssembler(
+                inputCols=[*feature_names(feats, groups), "seed_similarity"],
+                outputCol="raw_features",
+            ),
+            StandardScaler(inputCol="raw_features", outputCol="features"),
+        ]
+        evaluation: dict[str, float | str] = {}
+        models = {}
+        for name, estimator in candidates(seed).items():
+            models[name] = Pipeline(stages=[*assemble, estimator]).fit(fit)
+            evaluation[f"validation_auc_{name}"] = float(
+                auc_of.evaluate(models[name].transform(validation))
+            )
+        chosen = max(models, key=lambda n: (evaluation[f"validation_auc_{n}"], n))
+        model = models[chosen]
+        fit.unpersist()  # not needed for scoring
+        t1 = time.monotonic()
+
+        hold = model.transform(pos_hold.unionByName(unl_hold))
+        auc = auc_of.evaluate(hold)
+        eligible = unl if not consented_only else unl.where(F.col("ad_consent"))
+        scored = score(model, eligible).cache()
+        thresholds = _thresholds(scored, "score", reach_percents)
+        bucket = F.lit(None).cast("double")
+        for p in sorted(reach_percents, reverse=True):
+            bucket = F.when(F.col("score") >= F.lit(thresholds[p]), F.lit(float(p))).otherwise(
+                bucket
+            )
+        scored = scored.withColumn("reach_bucket", bucket)
+        n_eligible = scored.count()
+        t2 = time.monotonic()
+
+        # the baseline on the same split: cosine to the training seeds' mean affinity
+        base = eligible.withColumn("baseline_score", cosine(aff, centre))
+        base_hold = pos_hold.unionByName(unl_hold).withColumn("baseline_score", cosine(aff, centre))
+        base_auc = BinaryClassificationEvaluator(
+            labelCol="label", rawPredictionCol="baseline_score"
+        ).evaluate(base_hold)
+        base_thresholds = _thresholds(base, "baseline_score", reach_percents)
+        held_seeds = keep(score(model, pos_hold))
+        recall = _recalls(held_seeds, "score", thresholds)
+        base_recall = _recalls(base_hold.where("label = 1"), "baseline_score", base_thresholds)
+        evaluation.update(
+            {
+                "model": chosen,
+                "auc": float(auc),
+                "baseline_auc": float(base_auc),
+                "seed_size": float(n_seed),
+                "holdout_seeds": float(held_seeds.count()),
+                "eligible": float(n_eligible),
+                "train_seconds": round(t1 - t0, 2),
+                "score_seconds": round(t2 - t1, 2),
+            }
         )
-    chosen = max(models, key=lambda n: (evaluation[f"validation_auc_{n}"], n))
-    model = models[chosen]
-    fit.unpersist()
-    t1 = time.monotonic()
-
-    hold = model.transform(pos_hold.unionByName(unl_hold))
-    auc = auc_of.evaluate(hold)
-    eligible = unl if not consented_only else unl.where(F.col("ad_consent"))
-    scored = score(model, eligible).cache()
-    thresholds = _thresholds(scored, "score", reach_percents)
-    bucket = F.lit(None).cast("double")
-    for p in sorted(reach_percents, reverse=True):
-        bucket = F.when(F.col("score") >= F.lit(thresholds[p]), F.lit(float(p))).otherwise(bucket)
-    scored = scored.withColumn("reach_bucket", bucket)
-    n_eligible = scored.count()
-    t2 = time.monotonic()
-
-    # the baseline on the same split: cosine to the training seeds' mean affinity
-    base = eligible.withColumn("baseline_score", cosine(aff, centre))
-    base_hold = pos_hold.unionByName(unl_hold).withColumn("baseline_score", cosine(aff, centre))
-    base_auc = BinaryClassificationEvaluator(
-        labelCol="label", rawPredictionCol="baseline_score"
-    ).evaluate(base_hold)
-    base_thresholds = _thresholds(base, "baseline_score", reach_percents)
-    held_seeds = score(model, pos_hold).cache()
-    recall = _recalls(held_seeds, "score", thresholds)
-    base_recall = _recalls(base_hold.where("label = 1"), "baseline_score", base_thresholds)
-    evaluation.update(
-        {
-            "model": chosen,
-            "auc": float(auc),
-            "baseline_auc": float(base_auc),
-            "seed_size": float(n_seed),
-            "holdout_seeds": float(held_seeds.count()),
-            "eligible": float(n_eligible),
-            "train_seconds": round(t1 - t0, 2),
-            "score_seconds": round(t2 - t1, 2),
-        }
-    )
-    for p in reach_percents:
-        evaluation[f"recall_at_{p:g}pct"] = recall.get(p, 0.0)
-        evaluation[f"lift_at_{p:g}pct"] = recall.get(p, 0.0) / (p / 100.0)
-        evaluation[f"baseline_recall_at_{p:g}pct"] = base_recall.get(p, 0.0)
-    held_seeds.unpersist()
+        for p in reach_percents:
+            evaluation[f"recall_at_{p:g}pct"] = recall.get(p, 0.0)
+            evaluation[f"lift_at_{p:g}pct"] = recall.get(p, 0.0) / (p / 100.0)
+            evaluation[f"baseline_recall_at_{p:g}pct"] = base_recall.get(p, 0.0)
     return LookalikeResult(scores=scored, evaluation=evaluation, thresholds=thresholds, model=model)

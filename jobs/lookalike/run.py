@@ -7,6 +7,7 @@ import math
 
 from pyspark.sql import functions as F
 
+from jobs.cache import cached
 from jobs.lake import Lake
 from jobs.lookalike.model import SeedTooSmallError, features, fit_and_score
 from jobs.report import JobReport, say
@@ -52,90 +53,92 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     if not lake.settings.lookalikes:
         report.facts["lookalikes"] = "none configured"
         return
-    feats = features(lake.read("gold.profiles")).cache()
-    members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
-    for la in lake.settings.lookalikes:
-        with report.step(f"lookalike {la.name} from {la.seed_segment}"):
-            seeds = members.where(F.col("segment") == la.seed_segment)
-            try:
-                result = fit_and_score(
-                    feats,
-                    seeds,
-                    la.reach_percents,
-                    la.min_seed_size,
-                    la.holdout_fraction,
-                    la.unlabelled_ratio,
-                    la.seed,
-                    la.consented_only,
-                    la.features,
-                )
-            except SeedTooSmallError as err:
-                # one weak seed does not hold back the other lookalikes and the day's exports;
-                # without an evaluation row for the date, export leaves its audiences as shipped
-                say(f"[lookalike] {la.name}: skipped: {err}")
-                report.facts[f"{la.name} skipped"] = f"{err} (its audiences are not refreshed)"
-                continue
-            scores = result.scores.select(
-                F.lit(run_date).alias("run_date"),
-                F.lit(la.name).alias("lookalike"),
-                "person_id",
-                "score",
-                "reach_bucket",
-            )
-            lake.replace_keys(scores, "gold.lookalike_scores", run_date, "lookalike", [la.name])
-            written = lake.read("gold.lookalike_scores").where(
-                (F.col("run_date") == run_date) & (F.col("lookalike") == la.name)
-            )
-            names = [segment_name(la.name, p) for p in la.reach_percents]
-            seg_rows = None
-            for p, name in zip(la.reach_percents, names, strict=True):
-                rows = written.where(F.col("reach_bucket") <= p).select(
-                    F.lit(name).alias("segment"), "person_id"
-                )
-                seg_rows = rows if seg_rows is None else seg_rows.unionByName(rows)
-            stats = write_membership(lake, seg_rows, run_date, names)
-            ev = result.evaluation
-            eval_row = spark.createDataFrame(
-                [
-                    (
-                        run_date,
-                        la.name,
-                        la.seed_segment,
-                        strict_json(ev),
-                        strict_json({str(k): v for k, v in result.thresholds.items()}),
+    with cached() as keep:
+        feats = keep(features(lake.read("gold.profiles")))
+        members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
+        for la in lake.settings.lookalikes:
+            with report.step(f"lookalike {la.name} from {la.seed_segment}"):
+                seeds = members.where(F.col("segment") == la.seed_segment)
+                try:
+                    result = fit_and_score(
+                        feats,
+                        seeds,
+                        la.reach_percents,
+                        la.min_seed_size,
+                        la.holdout_fraction,
+                        la.unlabelled_ratio,
+                        la.seed,
+                        la.consented_only,
+                        la.features,
                     )
-                ],
-                "run_date string, lookalike string, seed_segment string, metrics string, "
-                "thresholds string",
-            )
-            lake.replace_keys(
-                eval_row, "gold.lookalike_evaluation", run_date, "lookalike", [la.name]
-            )
-            report.written["gold.lookalike_scores"] = (
-                report.written.get("gold.lookalike_scores", 0) + written.count()
-            )
-            report.facts[f"{la.name} model"] = (
-                f"{ev['model']} (validation AUC "
-                + ", ".join(
-                    f"{k.removeprefix('validation_auc_')} {v:.3f}"
-                    for k, v in ev.items()
-                    if k.startswith("validation_auc_")
+                except SeedTooSmallError as err:
+                    # one weak seed does not hold back the other lookalikes and the day's exports;
+                    # without an evaluation row for the date, export leaves its audiences as shipped
+                    say(f"[lookalike] {la.name}: skipped: {err}")
+                    report.facts[f"{la.name} skipped"] = f"{err} (its audiences are not refreshed)"
+                    continue
+                keep(result.scores)  # cached by fit_and_score; freed with the features
+                scores = result.scores.select(
+                    F.lit(run_date).alias("run_date"),
+                    F.lit(la.name).alias("lookalike"),
+                    "person_id",
+                    "score",
+                    "reach_bucket",
                 )
-                + ")"
-            )
-            report.facts[f"{la.name} AUC"] = (
-                f"{ev['auc']:.3f} on held-out seeds (cosine baseline {ev['baseline_auc']:.3f})"
-            )
-            if not ev["eligible"]:
-                report.facts[f"{la.name} warning"] = (
-                    "nobody is eligible (consented and outside the seed): the lookalike "
-                    "segments are empty"
+                lake.replace_keys(scores, "gold.lookalike_scores", run_date, "lookalike", [la.name])
+                written = lake.read("gold.lookalike_scores").where(
+                    (F.col("run_date") == run_date) & (F.col("lookalike") == la.name)
                 )
-            for p in la.reach_percents:
-                report.facts[f"{la.name} {p:g}% reach"] = (
-                    f"{stats[segment_name(la.name, p)]['size']:,} people, recall "
-                    f"{ev[f'recall_at_{p:g}pct']:.2f}, lift {ev[f'lift_at_{p:g}pct']:.1f}x, "
-                    f"baseline recall {ev[f'baseline_recall_at_{p:g}pct']:.2f}"
+                names = [segment_name(la.name, p) for p in la.reach_percents]
+                seg_rows = None
+                for p, name in zip(la.reach_percents, names, strict=True):
+                    rows = written.where(F.col("reach_bucket") <= p).select(
+                        F.lit(name).alias("segment"), "person_id"
+                    )
+                    seg_rows = rows if seg_rows is None else seg_rows.unionByName(rows)
+                stats = write_membership(lake, seg_rows, run_date, names)
+                ev = result.evaluation
+                eval_row = spark.createDataFrame(
+                    [
+                        (
+                            run_date,
+                            la.name,
+                            la.seed_segment,
+                            strict_json(ev),
+                            strict_json({str(k): v for k, v in result.thresholds.items()}),
+                        )
+                    ],
+                    "run_date string, lookalike string, seed_segment string, metrics string, "
+                    "thresholds string",
                 )
+                lake.replace_keys(
+                    eval_row, "gold.lookalike_evaluation", run_date, "lookalike", [la.name]
+                )
+                report.written["gold.lookalike_scores"] = (
+                    report.written.get("gold.lookalike_scores", 0) + written.count()
+                )
+                report.facts[f"{la.name} model"] = (
+                    f"{ev['model']} (validation AUC "
+                    + ", ".join(
+                        f"{k.removeprefix('validation_auc_')} {v:.3f}"
+                        for k, v in ev.items()
+                        if k.startswith("validation_auc_")
+                    )
+                    + ")"
+                )
+                report.facts[f"{la.name} AUC"] = (
+                    f"{ev['auc']:.3f} on held-out seeds (cosine baseline {ev['baseline_auc']:.3f})"
+                )
+                if not ev["eligible"]:
+                    report.facts[f"{la.name} warning"] = (
+                        "nobody is eligible (consented and outside the seed): the lookalike "
+                        "segments are empty"
+                    )
+                for p in la.reach_percents:
+                    report.facts[f"{la.name} {p:g}% reach"] = (
+                        f"{stats[segment_name(la.name, p)]['size']:,} people, recall "
+                        f"{ev[f'recall_at_{p:g}pct']:.2f}, lift {ev[f'lift_at_{p:g}pct']:.1f}x, "
+                        f"baseline recall {ev[f'baseline_recall_at_{p:g}pct']:.2f}"
+                    )
     with report.step("pairwise overlaps with the lookalike segments"):
         report.facts["overlap method"] = write_overlaps(lake, run_date)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pyspark.sql import functions as F
 
 from jobs.activation.identifiers import EVENT_ID_COLS, identifier_aggregates, with_crm
+from jobs.cache import cached
 from jobs.identity.graph import blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.lake import Lake
@@ -37,15 +38,15 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             extra=identifier_aggregates(
                 blocked_email_hashes(lake.settings.identity.blocked_emails)
             ),
-        ).persist()  # one row per person: both tables come from one pass over the events
-        try:
+        )
+        with cached() as keep:
+            # one row per person: both tables come from one pass over the events
+            wide = keep(wide)
             lake.overwrite(wide.drop(*EVENT_ID_COLS), "gold.profiles")
             ids = with_crm(wide.select("person_id", *EVENT_ID_COLS), person_map, crm)
             lake.overwrite(
                 ids.withColumn("run_date", F.lit(run_date).cast("date")), "gold.person_identifiers"
             )
-        finally:
-            wide.unpersist()
     for table in ("gold.profiles", "gold.person_identifiers"):
         report.written[table] = lake.last_write_rows(table)
     stats = (
