@@ -8,6 +8,7 @@ import os
 
 from pyspark.sql import functions as F
 
+from jobs.cache import cached
 from jobs.lake import Lake
 from jobs.quality.suites import silver_crm_expectations, silver_events_expectations
 from jobs.report import JobReport, say
@@ -81,8 +82,9 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
         checks["silver_crm"] = (lake.read("silver.crm"), silver_crm_expectations())
     rows = []
     for name, (df, expectations) in checks.items():
-        with report.step(f"checkpoint {name}"):
-            res = run_checkpoint(context, name, df, expectations)
+        # each expectation's metrics are a Spark job of their own: read the table once
+        with report.step(f"checkpoint {name}"), cached() as keep:
+            res = run_checkpoint(context, name, keep(df), expectations)
         rows.append(
             (
                 run_date,
