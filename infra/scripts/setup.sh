@@ -13,12 +13,15 @@ mkdir -p "$STAMPS"
 hash_of() { cat "$@" | sha256sum | cut -c1-16; }
 
 # --- Python ---------------------------------------------------------------------------------
-py_hash=$(hash_of requirements.lock pyproject.toml)
+py_hash=$(hash_of requirements.lock pyproject.toml infra/scripts/setup.sh)
 if [ ! -f "$STAMPS/python-$py_hash" ] || [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] Python environment (.venv) from requirements.lock"
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q "uv==0.13.9"
-  "$VENV/bin/uv" pip sync -q --python "$VENV/bin/python" requirements.lock
+  # --compile-bytecode: every job runs in a fresh Python (spark-submit, Airflow tasks, kernels),
+  # and where PYTHONDONTWRITEBYTECODE is set (as on this machine) each would compile Airflow,
+  # Great Expectations, pandas... from source again: about 8 s per spark-submitted job.
+  "$VENV/bin/uv" pip sync -q --compile-bytecode --python "$VENV/bin/python" requirements.lock
   "$VENV/bin/uv" pip install -q --python "$VENV/bin/python" --no-deps -e .
   # pyspark and pyspark-client share site-packages/pyspark; prove the pair did not clobber it.
   "$VENV/bin/python" -c "import pyspark, pyspark.sql, delta; assert pyspark.__version__ == '4.1.3', pyspark.__version__"
