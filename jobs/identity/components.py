@@ -21,6 +21,8 @@ from pyspark import StorageLevel
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.cache import cached
+
 # the default cap on supersteps (``identity.max_iterations``)
 MAX_SUPERSTEPS = 1000
 
@@ -76,20 +78,17 @@ def connected_components(
             return df.localCheckpoint()
         # a reliable checkpoint computes its input twice (a count, then the write) unless the
         # input is persisted
-        df = df.persist(StorageLevel.MEMORY_AND_DISK)
-        kept = df.checkpoint()
-        df.unpersist()
-        return kept
+        with cached() as hold:
+            return hold(df, StorageLevel.MEMORY_AND_DISK).checkpoint()
 
-    # the edges feed the ids' sort (sampled, then sorted) and the id pairs: read once (on a
-    # slice of the edge table, as an incremental run's region is, 3.3 -> 2.1 s warm)
-    edges = edges.select("src", "dst").persist(StorageLevel.MEMORY_AND_DISK)
-    pairs = None
-    try:
+    with cached() as hold:
+        # the edges feed the ids' sort (sampled, then sorted) and the id pairs: read once (on a
+        # slice of the edge table, as an incremental run's region is, 3.3 -> 2.1 s warm)
+        edges = hold(edges.select("src", "dst"), StorageLevel.MEMORY_AND_DISK)
         ids = keep(_node_ids(edges))
         src = ids.select(F.col("node").alias("src"), F.col("id").alias("u"))
         dst = ids.select(F.col("node").alias("dst"), F.col("id").alias("v"))
-        pairs = edges.join(src, "src").join(dst, "dst").select("u", "v").cache()
+        pairs = hold(edges.join(src, "src").join(dst, "dst").select("u", "v"))
         labels, graphs = _graphx_labels(pairs, max_iterations)
         try:
             labels = keep(labels)
@@ -104,9 +103,5 @@ def connected_components(
                 f"connected components did not converge in {max_iterations} supersteps "
                 "(identity.max_iterations; a component's longest shortest path is longer)"
             )
-    finally:
-        if pairs is not None:
-            pairs.unpersist()
-        edges.unpersist()
     names = ids.select(F.col("id").alias("label"), F.col("node").alias("component"))
     return labels.join(ids, "id").join(names, "label").select("node", "component")
