@@ -1,5 +1,6 @@
 """Stable ids (persist, merge, split, new) and the weakest-link split, on hand-made graphs."""
 
+from jobs.cache import cached
 from jobs.identity.split import split_over_limits
 from jobs.identity.stable_ids import assign_ids
 
@@ -50,7 +51,8 @@ def test_ids_persist_merge_oldest_survives_split_largest_keeps(spark):
     assert again == ids
 
 
-def test_second_login_splits_at_the_weakest_link(spark):
+def _two_logins(spark):
+    """Two logins bridged by one weak link: (links, nodes)."""
     from datetime import datetime
 
     t = datetime(2026, 11, 1)
@@ -65,9 +67,23 @@ def test_second_login_splits_at_the_weakest_link(spark):
         "src string, dst string, count long, last_seen timestamp",
     )
     nodes = links.selectExpr("src as node").union(links.selectExpr("dst as node")).distinct()
+    return links, nodes
+
+
+def test_second_login_splits_at_the_weakest_link(spark):
+    links, nodes = _two_logins(spark)
     cc, cuts = split_over_limits(links, nodes, {"user": 1}, max_rounds=5, max_iter=20)
     comp = {r["node"]: r["component"] for r in cc.collect()}
     assert comp["user:1"] == comp["cookie:1"] == comp["email:x"]
     assert comp["user:2"] == comp["cookie:2"] == comp["cookie:3"]
     assert comp["user:1"] != comp["user:2"]
     assert [(r["src"], r["dst"]) for r in cuts.collect()] == [("cookie:2", "email:x")]
+
+
+def test_components_that_need_no_split_are_freed_with_the_callers_block(spark):
+    links, nodes = _two_logins(spark)
+    with cached() as keep:  # two logins allowed: nothing to split, the first components are kept
+        cc, cuts = split_over_limits(links, nodes, {"user": 2}, 5, 20, keep=keep)
+        assert cc.is_cached
+        assert len({r["component"] for r in cc.collect()}) == 1 and cuts.isEmpty()
+    assert not cc.is_cached  # not left pinned for the rest of the session

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.cache import Keep
 from jobs.identity.components import MAX_SUPERSTEPS
 from jobs.identity.graph import EVENT_IDENTIFIERS, endpoints, node, node_type
 from jobs.identity.split import over_limit, split_over_limits
@@ -20,11 +21,13 @@ def build_person_map(
     run_date: str,
     max_iterations: int = MAX_SUPERSTEPS,
     split_rounds: int = 5,
+    keep: Keep = DataFrame.cache,
 ) -> tuple[DataFrame, DataFrame, DataFrame]:
     """-> person_map(node, id_type, id_value, component, raw_component, person_id,
     person_created, is_hub, hub_reason, cluster_size, quarantined), lineage, cut edges.
     Hubs stay in the map as people of their own, so their events are not lost, but they link
-    nobody; clusters over ``max_cluster_size`` are kept but flagged ``quarantined``."""
+    nobody; clusters over ``max_cluster_size`` are kept but flagged ``quarantined``. The
+    components are cached with ``keep`` (a caller's ``jobs.cache.cached``, which frees them)."""
     hub_nodes = hubs.select(F.col("node").alias("h"))
     links = (
         edges.where(F.col("src") != F.col("dst"))
@@ -37,7 +40,7 @@ def build_person_map(
         .unionByName(edges.select(F.col("dst").alias("node")))
         .distinct()
     )
-    cc, cuts = split_over_limits(links, nodes, limits, split_rounds, max_iterations)
+    cc, cuts = split_over_limits(links, nodes, limits, split_rounds, max_iterations, keep)
     sizes = cc.groupBy("component").agg(F.count("*").alias("cluster_size"))
     cc = cc.join(sizes, "component")
     assigned, lineage = assign_ids(cc, previous, run_date)
@@ -148,6 +151,7 @@ def update_person_map(
     run_date: str,
     max_iterations: int = MAX_SUPERSTEPS,
     split_rounds: int = 5,
+    keep: Keep = DataFrame.cache,
 ) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """The incremental form of ``build_person_map``: only the region reached by ``seeds`` is
     recomputed (components, splits, ids); every other row of ``previous`` is kept as it was.
@@ -166,6 +170,7 @@ def update_person_map(
         run_date,
         max_iterations,
         split_rounds,
+        keep,
     )
     kept = previous.join(region, "node", "left_anti").select(*PERSON_MAP_COLUMNS)
     return kept.unionByName(pm.select(*PERSON_MAP_COLUMNS)), lineage, cuts, region

@@ -225,15 +225,15 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
                 s.max_per_person if guards else {},
                 s.max_cluster_size if guards else None,
             )
+            # the components are cached in this block: freed with the hubs when it ends
+            rest = (run_date, s.max_iterations, s.split_rounds, keep)
             if incremental:
                 pm, lineage, cuts, region = update_person_map(
-                    edges, hubs, seeds, previous, *args, run_date, s.max_iterations, s.split_rounds
+                    edges, hubs, seeds, previous, *args, *rest
                 )
                 region_nodes = region.count()
             else:
-                pm, lineage, cuts = build_person_map(
-                    edges, hubs, *args, previous, run_date, s.max_iterations, s.split_rounds
-                )
+                pm, lineage, cuts = build_person_map(edges, hubs, *args, previous, *rest)
                 region, region_nodes = None, None
             lake.overwrite(pm, "identity.person_map")
             pm = lake.read("identity.person_map")

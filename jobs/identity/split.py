@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from jobs.cache import cached
+from jobs.cache import Keep, cached
 from jobs.identity.components import connected_components
 from jobs.identity.graph import node_type
 
@@ -22,18 +22,25 @@ def over_limit(cc: DataFrame, limits: dict[str, int]) -> DataFrame:
 
 
 def split_over_limits(
-    links: DataFrame, nodes: DataFrame, limits: dict[str, int], max_rounds: int, max_iter: int
+    links: DataFrame,
+    nodes: DataFrame,
+    limits: dict[str, int],
+    max_rounds: int,
+    max_iter: int,
+    keep: Keep = DataFrame.cache,
 ) -> tuple[DataFrame, DataFrame]:
     """links(src, dst, count, last_seen), nodes(node) -> (components(node, component,
     raw_component), cut edges(src, dst, count, last_seen)). ``raw_component`` is the component
     before any split: no link crosses it, so an incremental run can recompute one on its own.
     Only offending clusters are recomputed: each round drops their weakest links (fewest
-    co-occurrences, then oldest) and re-runs components."""
+    co-occurrences, then oldest) and re-runs components. The first components are cached with
+    ``keep``: a caller's ``jobs.cache.cached`` frees them when its block ends, also when no
+    split round runs and they are the result."""
     graph = links.select("src", "dst").unionByName(
         nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
     )
     cc = connected_components(graph, max_iterations=max_iter)
-    cc = cc.withColumn("raw_component", F.col("component")).cache()
+    cc = keep(cc.withColumn("raw_component", F.col("component")))
     empty_cuts = links.where(F.lit(False))
     if not limits:
         return cc, empty_cuts
