@@ -16,6 +16,7 @@ from jobs.ingest.events import (
     quarantine_reason,
     split_bronze,
     to_bronze,
+    typed_columns,
 )
 
 scalar = st.one_of(
@@ -54,7 +55,8 @@ def test_no_crash_and_nothing_lost(spark, lines):
     assert bronze.count() == len(lines)  # every line reaches bronze
     assert quarantine.where(F.col("reason").isNull()).count() == 0  # always with a reason
     # rows not quarantined are kept, or dropped only as a duplicate of a kept event id
-    accepted = bronze.withColumn("reason", quarantine_reason(bronze)).where("reason IS NULL")
+    typed = typed_columns(bronze)
+    accepted = typed.withColumn("reason", quarantine_reason(typed)).where("reason IS NULL")
     accepted_ids = {r["event_id"] for r in accepted.select("event_id").collect()}
     kept = [r["event_id"] for r in silver.select("event_id").collect()]
     assert len(kept) == len(set(kept)) == n_silver

@@ -132,35 +132,42 @@ def _parse_ts(col: Column) -> Column:
     )
 
 
+def typed_columns(bronze: DataFrame) -> DataFrame:
+    """bronze + the typed values that are checked, each parsed once per row: ``_ts``,
+    ``_price``, ``_revenue``, ``_quantity``. The quarantine reason and the silver row both read
+    them (the reason tests the timestamp three times: inlined, six parses per row)."""
+    return bronze.withColumns(
+        {
+            "_ts": _parse_ts(F.col("event_ts")),
+            "_price": F.col("price").try_cast("double"),
+            "_revenue": F.col("revenue").try_cast("double"),
+            "_quantity": F.col("quantity").try_cast("int"),
+        }
+    )
+
+
 def quarantine_reason(b: DataFrame) -> Column:
-    """The first reason a bronze row cannot become a silver row, or null if it can."""
+    """The first reason a row of ``typed_columns(bronze)`` cannot become a silver row, or null
+    if it can."""
     c = F.col
-    return (
+    invalid = {"price": "_price", "revenue": "_revenue", "quantity": "_quantity"}
+    reason = (
         F.when(c("line_error").isNotNull(), c("line_error"))
         .when(c("unparsed_line").isNotNull(), F.lit("unparseable_json"))
         .when(c("event_id").isNull() | (F.trim(c("event_id")) == ""), F.lit("missing_event_id"))
-        .when(_parse_ts(c("event_ts")).isNull(), F.lit("invalid_event_ts"))
+        .when(c("_ts").isNull(), F.lit("invalid_event_ts"))
         .when(
-            (_parse_ts(c("event_ts")) < F.lit(EARLIEST_EVENT).cast("timestamp"))
-            | (_parse_ts(c("event_ts")) > F.current_timestamp() + F.expr("INTERVAL 1 DAY")),
+            (c("_ts") < F.lit(EARLIEST_EVENT).cast("timestamp"))
+            | (c("_ts") > F.current_timestamp() + F.expr("INTERVAL 1 DAY")),
             F.lit("implausible_event_ts"),
         )
         .when(~c("event_type").isin(EVENT_TYPES), F.lit("unknown_event_type"))
-        .when(
-            c("price").isNotNull() & c("price").try_cast("double").isNull(), F.lit("invalid_price")
-        )
-        .when(
-            c("revenue").isNotNull() & c("revenue").try_cast("double").isNull(),
-            F.lit("invalid_revenue"),
-        )
-        .when(
-            c("quantity").isNotNull() & c("quantity").try_cast("int").isNull(),
-            F.lit("invalid_quantity"),
-        )
-        .when(
-            F.coalesce(c("anonymous_id"), c("device_id"), c("user_id"), c("email_sha256")).isNull(),
-            F.lit("no_identifier"),
-        )
+    )
+    for raw, value in invalid.items():
+        reason = reason.when(c(raw).isNotNull() & c(value).isNull(), F.lit(f"invalid_{raw}"))
+    return reason.when(
+        F.coalesce(c("anonymous_id"), c("device_id"), c("user_id"), c("email_sha256")).isNull(),
+        F.lit("no_identifier"),
     )
 
 
@@ -200,9 +207,8 @@ def split_bronze(
     """bronze -> (silver rows, quarantine rows with a reason). Deduplicated on event_id.
     ``busy``: ``busy_cookie_days(bronze, max_per_day)``, if the caller keeps it for both."""
     busy = busy_cookie_days(bronze, max_per_day) if busy is None else busy
-    b = bronze.withColumn("_day", F.to_date(_parse_ts(F.col("event_ts")))).join(
-        F.broadcast(busy), ["anonymous_id", "_day"], "left"
-    )
+    b = typed_columns(bronze).withColumn("_day", F.to_date("_ts"))
+    b = b.join(F.broadcast(busy), ["anonymous_id", "_day"], "left")
     b = b.withColumn("reason", F.coalesce(quarantine_reason(b), bot_reason(ua_patterns)))
     quarantine = b.where(F.col("reason").isNotNull()).select(
         "reason",
@@ -221,12 +227,11 @@ def split_bronze(
         "ingested_at",
     )
     good = b.where(F.col("reason").isNull())
-    ts = _parse_ts(F.col("event_ts"))
     silver = good.select(
         "event_id",
         "event_type",
-        ts.alias("event_ts"),
-        F.to_date(ts).alias("event_date"),
+        F.col("_ts").alias("event_ts"),
+        F.col("_day").alias("event_date"),
         "source",
         *[
             F.when(F.trim(F.col(c)) != "", F.col(c)).alias(c)
@@ -239,10 +244,10 @@ def split_bronze(
         "page",
         "product_id",
         "category",
-        F.col("price").try_cast("double").alias("price"),
-        F.col("quantity").try_cast("int").alias("quantity"),
+        F.col("_price").alias("price"),
+        F.col("_quantity").alias("quantity"),
         "order_id",
-        F.col("revenue").try_cast("double").alias("revenue"),
+        F.col("_revenue").alias("revenue"),
         "currency",
         "campaign_id",
         F.lower("ad_consent").try_cast("boolean").alias("ad_consent"),
