@@ -44,6 +44,15 @@ TABLES: dict[str, list[str]] = {
     "privacy.retention": [],
 }
 
+# Delta keeps min / max / null-count statistics of the first 32 columns of every file it writes.
+# On the wide event tables most of those are random ids, hashes and free text that no reader
+# filters on; they cost 10-15% of the write (BENCHMARKS). Only the columns readers do filter
+# on keep statistics: bronze is read back by a batch's files, silver by the identity watermark.
+TABLE_PROPERTIES: dict[str, dict[str, str]] = {
+    "bronze.events": {"delta.dataSkippingStatsColumns": "source_file,ingested_at"},
+    "silver.events": {"delta.dataSkippingStatsColumns": "event_ts,ingested_at"},
+}
+
 TABLE_WORKERS = 4
 T = TypeVar("T")
 
@@ -151,8 +160,26 @@ class Lake:
                 return int(metrics[key])
         return 0
 
+    def ensure_properties(self, table: str) -> None:
+        """Give an existing table the properties of ``TABLE_PROPERTIES`` (a lake created before
+        they were set); a new table gets them from its first write. Files already written keep
+        their statistics."""
+        wanted = TABLE_PROPERTIES.get(table, {})
+        if not wanted or not self.exists(table):
+            return
+        from delta.tables import DeltaTable
+
+        have = DeltaTable.forPath(self.spark, self.path(table)).detail().first()["properties"]
+        missing = {k: v for k, v in wanted.items() if (have or {}).get(k) != v}
+        if missing:
+            props = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+            self.spark.sql(f"ALTER TABLE delta.`{self.path(table)}` SET TBLPROPERTIES ({props})")
+
     def _writer(self, df: DataFrame, table: str):
         writer = df.write.format("delta")
+        # set when the write creates the table; Delta ignores them on an existing one
+        for key, value in TABLE_PROPERTIES.get(table, {}).items():
+            writer = writer.option(key, value)
         if TABLES[table]:
             writer = writer.partitionBy(*TABLES[table])
         return writer

@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.generate import generate
-from jobs.lake import Lake
+from jobs.lake import TABLE_PROPERTIES, Lake
 from jobs.pipeline import run_job
 
 
@@ -73,6 +73,39 @@ def test_exactly_once_with_late_files_and_reruns(spark, settings, buckets, tmp_p
     ledger = lake.read("bronze.files")
     assert ledger.count() == len(list(raw.rglob("*.ndjson.gz")))
     assert ledger.where(F.col("newlines") != F.col("lines_read")).count() == 0
+    for table in ("bronze.events", "silver.events"):
+        assert_stats_only_on(lake, table)
+
+
+def assert_stats_only_on(lake, table):
+    """The table has its statistics columns set, and every file's statistics hold no others
+    (those columns are never null, so each file has a minimum for each)."""
+    wanted = TABLE_PROPERTIES[table]["delta.dataSkippingStatsColumns"]
+    props = lake.spark.sql(f"DESCRIBE DETAIL delta.`{lake.path(table)}`").first()["properties"]
+    assert props["delta.dataSkippingStatsColumns"] == wanted
+    log = lake.spark.read.json(f"{lake.path(table)}/_delta_log/*.json")
+    stats = [json.loads(r[0]) for r in log.where("add IS NOT NULL").select("add.stats").collect()]
+    assert len(stats) > 1
+    for s in stats:
+        assert set(s["minValues"]) == set(s["nullCount"]) == set(wanted.split(","))
+
+
+def test_a_lake_from_before_gets_the_statistics_columns(spark, settings, tmp_path):
+    storage = settings.storage.model_copy(update={"lake_root": str(tmp_path / "lake")})
+    lake = Lake(spark, settings.model_copy(update={"storage": storage}))
+    rows = spark.createDataFrame(
+        [("e1", "2026-11-02T10:00:00Z", "f1", "2026-11-02")],
+        "event_id string, event_ts string, source_file string, dt string",
+    ).withColumn("ingested_at", F.current_timestamp())
+    rows.write.format("delta").save(lake.path("bronze.events"))  # no properties: an older lake
+    lake.ensure_properties("bronze.events")
+    lake.ensure_properties("silver.events")  # no table yet: nothing to do
+    assert not lake.exists("silver.events")
+    version = lake.version("bronze.events")
+    lake.ensure_properties("bronze.events")  # already set: no new commit
+    assert lake.version("bronze.events") == version == 1
+    props = spark.sql(f"DESCRIBE DETAIL delta.`{lake.path('bronze.events')}`").first()["properties"]
+    assert props == TABLE_PROPERTIES["bronze.events"]
 
 
 def _event(i: int, **over) -> dict:

@@ -252,6 +252,8 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
 
 
 def run(lake: Lake, report: JobReport) -> None:
+    for table in ("bronze.events", "silver.events"):
+        lake.ensure_properties(table)
     for source in lake.settings.ingest.sources:
         with report.step(f"ingest {source}"):
             ingest_events(lake, source, report)
