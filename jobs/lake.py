@@ -48,10 +48,20 @@ TABLES: dict[str, list[str]] = {
 # On the wide event tables most of those are random ids, hashes and free text that no reader
 # filters on; they cost 10-15% of the write (BENCHMARKS). Only the columns readers do filter
 # on keep statistics: bronze is read back by a batch's files, silver by the identity watermark.
-TABLE_PROPERTIES: dict[str, dict[str, str]] = {
-    "bronze.events": {"delta.dataSkippingStatsColumns": "source_file,ingested_at"},
-    "silver.events": {"delta.dataSkippingStatsColumns": "event_ts,ingested_at"},
+STATS_COLUMNS: dict[str, list[str]] = {
+    "bronze.events": ["source_file", "ingested_at"],
+    "silver.events": ["event_ts", "ingested_at"],
 }
+STATS_PROPERTY = "delta.dataSkippingStatsColumns"
+
+
+def stats_property(table: str, columns: Iterable[str]) -> dict[str, str]:
+    """The table's statistics columns among ``columns`` (Delta refuses a column the table does
+    not have), as the table property; empty for a table that keeps Delta's default."""
+    present = set(columns)
+    chosen = [c for c in STATS_COLUMNS.get(table, []) if c in present]
+    return {STATS_PROPERTY: ",".join(chosen)} if chosen else {}
+
 
 TABLE_WORKERS = 4
 T = TypeVar("T")
@@ -161,15 +171,16 @@ class Lake:
         return 0
 
     def ensure_properties(self, table: str) -> None:
-        """Give an existing table the properties of ``TABLE_PROPERTIES`` (a lake created before
-        they were set); a new table gets them from its first write. Files already written keep
-        their statistics."""
-        wanted = TABLE_PROPERTIES.get(table, {})
-        if not wanted or not self.exists(table):
+        """Give an existing table its statistics columns (``STATS_COLUMNS``; a lake created
+        before they were set); a new table gets them from its first write. Files already
+        written keep their statistics."""
+        if table not in STATS_COLUMNS or not self.exists(table):
             return
         from delta.tables import DeltaTable
 
-        have = DeltaTable.forPath(self.spark, self.path(table)).detail().first()["properties"]
+        delta = DeltaTable.forPath(self.spark, self.path(table))
+        wanted = stats_property(table, delta.toDF().columns)
+        have = delta.detail().first()["properties"]
         missing = {k: v for k, v in wanted.items() if (have or {}).get(k) != v}
         if missing:
             props = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
@@ -178,7 +189,7 @@ class Lake:
     def _writer(self, df: DataFrame, table: str):
         writer = df.write.format("delta")
         # set when the write creates the table; Delta ignores them on an existing one
-        for key, value in TABLE_PROPERTIES.get(table, {}).items():
+        for key, value in stats_property(table, df.columns).items():
             writer = writer.option(key, value)
         if TABLES[table]:
             writer = writer.partitionBy(*TABLES[table])

@@ -13,7 +13,7 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.generate import generate
-from jobs.lake import TABLE_PROPERTIES, Lake
+from jobs.lake import STATS_COLUMNS, STATS_PROPERTY, Lake
 from jobs.pipeline import run_job
 
 
@@ -80,9 +80,9 @@ def test_exactly_once_with_late_files_and_reruns(spark, settings, buckets, tmp_p
 def assert_stats_only_on(lake, table):
     """The table has its statistics columns set, and every file's statistics hold no others
     (those columns are never null, so each file has a minimum for each)."""
-    wanted = TABLE_PROPERTIES[table]["delta.dataSkippingStatsColumns"]
+    wanted = ",".join(STATS_COLUMNS[table])
     props = lake.spark.sql(f"DESCRIBE DETAIL delta.`{lake.path(table)}`").first()["properties"]
-    assert props["delta.dataSkippingStatsColumns"] == wanted
+    assert props[STATS_PROPERTY] == wanted
     log = lake.spark.read.json(f"{lake.path(table)}/_delta_log/*.json")
     stats = [json.loads(r[0]) for r in log.where("add IS NOT NULL").select("add.stats").collect()]
     assert len(stats) > 1
@@ -105,7 +105,7 @@ def test_a_lake_from_before_gets_the_statistics_columns(spark, settings, tmp_pat
     lake.ensure_properties("bronze.events")  # already set: no new commit
     assert lake.version("bronze.events") == version == 1
     props = spark.sql(f"DESCRIBE DETAIL delta.`{lake.path('bronze.events')}`").first()["properties"]
-    assert props == TABLE_PROPERTIES["bronze.events"]
+    assert props == {STATS_PROPERTY: "source_file,ingested_at"}
 
 
 def _event(i: int, **over) -> dict:
