@@ -14,7 +14,7 @@ from jobs.cache import cached
 from jobs.ingest.crm import CRM_SCHEMA, crm_to_bronze, split_crm
 from jobs.ingest.events import busy_cookie_days, split_bronze, to_bronze
 from jobs.ingest.files import check_files
-from jobs.lake import Lake
+from jobs.lake import STATS_COLUMNS, Lake
 from jobs.report import JobReport, say
 
 DT = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
@@ -252,7 +252,7 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
 
 
 def run(lake: Lake, report: JobReport) -> None:
-    for table in ("bronze.events", "silver.events"):
+    for table in STATS_COLUMNS:  # the event tables ingest writes
         lake.ensure_properties(table)
     for source in lake.settings.ingest.sources:
         with report.step(f"ingest {source}"):
