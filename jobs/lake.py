@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import (
+    DateType,
+    NumericType,
+    StringType,
+    StructType,
+    TimestampNTZType,
+    TimestampType,
+)
 
 from jobs.config import Settings
 
@@ -44,23 +52,52 @@ TABLES: dict[str, list[str]] = {
     "privacy.retention": [],
 }
 
-# Delta keeps min / max / null-count statistics of the first 32 columns of every file it writes.
-# On the wide event tables most of those are random ids, hashes and free text that no reader
-# filters on; they cost 10-15% of the write (BENCHMARKS). Only the columns readers do filter
-# on keep statistics: bronze is read back by a batch's files, silver by the identity watermark.
+# Delta keeps min / max / null-count statistics of the first 32 columns of every file it writes,
+# in the table's log, where a deleted row's values stay until log clean-up. No table keeps them
+# on a column that may hold an identifier (BENCHMARKS, README "Erasure").
+# The wide event tables keep them only on the columns readers filter on: bronze is read back by
+# a batch's files, silver by the identity watermark (on the others they cost 10-15% of the write).
 STATS_COLUMNS: dict[str, list[str]] = {
     "bronze.events": ["source_file", "ingested_at"],
     "silver.events": ["event_ts", "ingested_at"],
 }
+# Every other table: its number, date and time columns, and the string columns named here, whose
+# values never identify a person. A string column not named here (a person id, a hashed email,
+# a graph node, free text that may quote one) keeps none: a new column is private by default.
+PLAIN_STRINGS = frozenset(
+    {
+        *("source", "source_file", "event_type", "category", "top_category", "currency"),
+        *("country", "event_country", "crm_country", "opt_out", "updated_at"),
+        *("segment", "segment_a", "segment_b", "destination", "lookalike", "seed_segment"),
+        *("change", "entered", "exited", "exit_reason", "opened_on", "method"),
+        *("id_type", "hub_reason", "person_created", "reason", "mode", "config_hash"),
+        *("watermark", "checkpoint", "job", "run_date", "target", "cutoff"),
+    }
+)
 STATS_PROPERTY = "delta.dataSkippingStatsColumns"
+MAX_STATS_COLUMNS = 32  # Delta's default number of indexed columns
 
 
-def stats_property(table: str, columns: Iterable[str]) -> dict[str, str]:
-    """The table's statistics columns among ``columns`` (Delta refuses a column the table does
-    not have), as the table property; empty for a table that keeps Delta's default."""
-    present = set(columns)
-    chosen = [c for c in STATS_COLUMNS.get(table, []) if c in present]
-    return {STATS_PROPERTY: ",".join(chosen)} if chosen else {}
+def stats_property(table: str, schema: StructType) -> dict[str, str]:
+    """The table property naming the columns of ``schema`` that keep statistics (an empty list
+    keeps only the row count). Delta refuses a partition column, a type it cannot skip on and
+    a column the table does not have, so only columns of ``schema`` are named."""
+    fields = [f for f in schema.fields if f.name not in TABLES[table]]
+    if table in STATS_COLUMNS:
+        present = {f.name for f in fields}
+        chosen = [c for c in STATS_COLUMNS[table] if c in present]
+    else:
+        chosen = [
+            f.name
+            for f in fields
+            if isinstance(f.dataType, (NumericType, DateType, TimestampType, TimestampNTZType))
+            or (isinstance(f.dataType, StringType) and f.name in PLAIN_STRINGS)
+        ][:MAX_STATS_COLUMNS]
+    return {STATS_PROPERTY: ",".join(chosen)}
+
+
+def _stats_value(table: str, schema: StructType) -> str:
+    return stats_property(table, schema)[STATS_PROPERTY]
 
 
 TABLE_WORKERS = 4
@@ -80,6 +117,8 @@ def per_table(fn: Callable[[str], T], tables: Iterable[str]) -> list[T]:
 class Lake:
     spark: SparkSession
     settings: Settings
+    # statistics property of each table as this process last read or set it
+    _stats: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def root(self) -> str:
@@ -170,26 +209,45 @@ class Lake:
                 return int(metrics[key])
         return 0
 
-    def ensure_properties(self, table: str) -> None:
-        """Give an existing table its statistics columns (``STATS_COLUMNS``; a lake created
-        before they were set); a new table gets them from its first write. Files already
-        written keep their statistics."""
-        if table not in STATS_COLUMNS or not self.exists(table):
+    def ensure_properties(self, table: str, schema: StructType | None = None) -> None:
+        """Give an existing table the statistics columns ``stats_property`` chooses (a lake
+        created before they were set, or a table whose columns changed), among the columns of
+        ``schema`` too when a write of that schema follows: Delta refuses an overwrite that drops
+        a statistics column. Files already written keep their statistics. Read once per table
+        and process; a new table gets the property from its first write."""
+        if schema is not None and self._stats.get(table) == _stats_value(table, schema):
+            return  # set already, and every column it names is in the table and the frame
+        if not self.exists(table):
             return
         from delta.tables import DeltaTable
 
         delta = DeltaTable.forPath(self.spark, self.path(table))
-        wanted = stats_property(table, delta.toDF().columns)
-        have = delta.detail().first()["properties"]
-        missing = {k: v for k, v in wanted.items() if (have or {}).get(k) != v}
-        if missing:
-            props = ", ".join(f"'{k}' = '{v}'" for k, v in missing.items())
+        have = delta.toDF().schema
+        if schema is not None:
+            keep = {f.name for f in schema.fields}
+            have = StructType([f for f in have.fields if f.name in keep])
+        wanted = _stats_value(table, have)
+        if table not in self._stats:
+            props = delta.detail().first()["properties"] or {}
+            self._stats[table] = props.get(STATS_PROPERTY)
+        if self._stats[table] != wanted:
+            props = f"'{STATS_PROPERTY}' = '{wanted}'"
             self.spark.sql(f"ALTER TABLE delta.`{self.path(table)}` SET TBLPROPERTIES ({props})")
+            self._stats[table] = wanted
+
+    def merge_target(self, table: str, source: DataFrame):
+        """The existing table as a ``DeltaTable`` to MERGE ``source`` into, its statistics
+        property set first (as a write through this class does)."""
+        from delta.tables import DeltaTable
+
+        self.ensure_properties(table, source.schema)
+        return DeltaTable.forPath(self.spark, self.path(table))
 
     def _writer(self, df: DataFrame, table: str):
+        self.ensure_properties(table, df.schema)
         writer = df.write.format("delta")
         # set when the write creates the table; Delta ignores them on an existing one
-        for key, value in stats_property(table, df.columns).items():
+        for key, value in stats_property(table, df.schema).items():
             writer = writer.option(key, value)
         if TABLES[table]:
             writer = writer.partitionBy(*TABLES[table])

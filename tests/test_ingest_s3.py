@@ -90,24 +90,6 @@ def assert_stats_only_on(lake, table):
         assert set(s["minValues"]) == set(s["nullCount"]) == set(wanted.split(","))
 
 
-def test_a_lake_from_before_gets_the_statistics_columns(spark, settings, tmp_path):
-    storage = settings.storage.model_copy(update={"lake_root": str(tmp_path / "lake")})
-    lake = Lake(spark, settings.model_copy(update={"storage": storage}))
-    rows = spark.createDataFrame(
-        [("e1", "2026-11-02T10:00:00Z", "f1", "2026-11-02")],
-        "event_id string, event_ts string, source_file string, dt string",
-    ).withColumn("ingested_at", F.current_timestamp())
-    rows.write.format("delta").save(lake.path("bronze.events"))  # no properties: an older lake
-    lake.ensure_properties("bronze.events")
-    lake.ensure_properties("silver.events")  # no table yet: nothing to do
-    assert not lake.exists("silver.events")
-    version = lake.version("bronze.events")
-    lake.ensure_properties("bronze.events")  # already set: no new commit
-    assert lake.version("bronze.events") == version == 1
-    props = spark.sql(f"DESCRIBE DETAIL delta.`{lake.path('bronze.events')}`").first()["properties"]
-    assert props == {STATS_PROPERTY: "source_file,ingested_at"}
-
-
 def _event(i: int, **over) -> dict:
     e = {
         "event_id": f"e-{i}",

@@ -209,6 +209,69 @@ def test_no_raw_pii_in_silver(world):
     )
 
 
+def _delta_logs(lake: Lake) -> dict[str, list[str]]:
+    """Every file of every table's Delta log -> its lines (a checkpoint's rows as JSON)."""
+    from jobs.lake import TABLES
+
+    out = {}
+    for table in TABLES:
+        if not lake.exists(table):
+            continue
+        for path in glob.glob(f"{lake.path(table)}/_delta_log/**/*", recursive=True):
+            if os.path.isdir(path):
+                continue
+            if path.endswith(".parquet"):
+                df = lake.spark.read.parquet(path)
+                rows = df.select(F.to_json(F.struct(*df.columns))).collect()
+                out[path] = [r[0] for r in rows]
+            else:
+                with open(path, errors="replace") as fh:
+                    out[path] = fh.read().splitlines()
+    return out
+
+
+def _stats_strings(logs: dict[str, list[str]]) -> dict[str, set[str]]:
+    """file of the log -> every string min / max value in the statistics of the files it adds."""
+    out: dict[str, set[str]] = defaultdict(set)
+
+    def strings(d):
+        for v in (d or {}).values():
+            if isinstance(v, dict):
+                yield from strings(v)
+            elif isinstance(v, str):
+                yield v
+
+    for path, lines in logs.items():
+        for line in lines:
+            try:
+                add = json.loads(line).get("add")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if add and add.get("stats"):
+                st = json.loads(add["stats"])
+                out[path] |= set(strings(st.get("minValues"))) | set(strings(st.get("maxValues")))
+    return out
+
+
+def test_no_table_log_keeps_statistics_of_an_identifier(world):
+    """Delta's file statistics (min / max, in the log, kept after a row is deleted) hold no
+    hashed email or phone, no id of a cookie, device, user, CRM record or person, in any table;
+    plain columns keep theirs."""
+    lake = world["lake"]
+    pm = lake.read("identity.person_map").select("person_id", "id_value").collect()
+    ids = {v for r in pm for v in r} | {r["value"] for r in world["idents"]}
+    prefixes = {v[:32] for v in ids if v and len(v) >= 8}  # Delta cuts string statistics at 32
+    stats = _stats_strings(_delta_logs(lake))
+    found = {
+        path: sorted(v for v in values if v[:32] in prefixes or re.match("[0-9a-f]{32}", v))
+        for path, values in stats.items()
+    }
+    assert {p: v for p, v in found.items() if v} == {}
+    # ... while the columns readers filter on keep them (the test would pass on no statistics)
+    kept = {p.split("/_delta_log")[0].split("/lake/")[1] for p, v in stats.items() if v}
+    assert {"bronze/events", "silver/events", "gold/segment_membership", "gold/exports"} <= kept
+
+
 def test_identity_against_ground_truth(world):
     mapping = _truth_to_pipeline(world)
     # completeness: a true person's identifiers end up in one resolved person
@@ -704,6 +767,13 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     assert DeltaTable.forPath(lake.spark, lake.path("privacy.erasures")).toDF().count() == 1
     # and nothing email- or phone-shaped anywhere in the lake or the audience files
     assert scan(lake) == []
+    # nor in any table's Delta log: no DELETE or UPDATE predicate, no file statistics held them
+    hashed = hashlib.sha256(raw_email.strip().lower().encode()).hexdigest()
+    logged = {
+        path: [v for v in [*values, hashed] if len(v) >= 8 and any(v in line for line in lines)]
+        for path, lines in _delta_logs(lake).items()
+    }
+    assert {p: v for p, v in logged.items() if v} == {}
 
 
 def test_retention_keeps_exactly_the_configured_days(world):

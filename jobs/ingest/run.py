@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-from delta.tables import DeltaTable
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -14,7 +13,7 @@ from jobs.cache import cached
 from jobs.ingest.crm import CRM_SCHEMA, crm_to_bronze, split_crm
 from jobs.ingest.events import busy_cookie_days, split_bronze, to_bronze
 from jobs.ingest.files import check_files
-from jobs.lake import STATS_COLUMNS, Lake
+from jobs.lake import Lake
 from jobs.report import JobReport, say
 
 DT = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
@@ -28,7 +27,7 @@ def _merge_insert_new(lake: Lake, df: DataFrame, table: str, on: str) -> int:
     if not lake.exists(table):
         lake.append(df, table)
         return lake.last_write_rows(table)
-    target = DeltaTable.forPath(lake.spark, lake.path(table))
+    target = lake.merge_target(table, df)
     target.alias("t").merge(df.alias("s"), on).whenNotMatchedInsertAll().execute()
     return lake.last_write_rows(table)
 
@@ -232,7 +231,7 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
                 lake.append(silver, "silver.crm")
             else:
                 (
-                    DeltaTable.forPath(lake.spark, lake.path("silver.crm"))
+                    lake.merge_target("silver.crm", silver)
                     .alias("t")
                     .merge(silver.alias("s"), "t.customer_id = s.customer_id")
                     .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")
@@ -252,8 +251,6 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
 
 
 def run(lake: Lake, report: JobReport) -> None:
-    for table in STATS_COLUMNS:  # the event tables ingest writes
-        lake.ensure_properties(table)
     for source in lake.settings.ingest.sources:
         with report.step(f"ingest {source}"):
             ingest_events(lake, source, report)

@@ -18,7 +18,7 @@ from jobs.identity.graph import blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.lake import TABLES, Lake, per_table
-from jobs.privacy.raw_files import contains_any, erase_raw
+from jobs.privacy.raw_files import MIN_FREE_TEXT_MATCH, contains_any, erase_raw
 from jobs.report import JobReport
 
 ID_TYPES = {  # identifier type -> the column that holds it in events, CRM and identity tables
@@ -95,27 +95,77 @@ def by_type(nodes: list[str]) -> dict[str, list[str]]:
     return out
 
 
-def row_predicate(df: DataFrame, ids: dict[str, list[str]], pids: list[str], nodes: list[str]):
-    """The rows of a table that are about the person, or None if the table cannot hold any."""
+def _clear_ids(ids: dict[str, list[str]]) -> list[str]:
+    """The ids stored in clear (not hashed) that free text may quote."""
+    return [v for k in ("cookie", "device", "user") for v in ids.get(k, [])]
+
+
+def request_row(spark, ids: dict[str, list[str]], pids: list[str], nodes: list[str]):
+    """The request as a one-row frame of arrays, to join a Delta command to (``source``).
+
+    Delta writes a DELETE's or UPDATE's predicate into the table's log (``commitInfo``), where
+    it stays until log clean-up: a predicate holding the identifiers would keep them there
+    after the rows are gone. A MERGE with this row logs ``array_contains(s.<column>, ...)``
+    instead, and the values stay in the job's memory."""
+    values = {f"{SOURCE_PREFIX}{k}": ids.get(k, []) for k in ID_TYPES}
+    values[f"{SOURCE_PREFIX}person"] = pids
+    values[f"{SOURCE_PREFIX}node"] = nodes
+    values[f"{SOURCE_PREFIX}text"] = [v for v in _clear_ids(ids) if len(v) >= MIN_FREE_TEXT_MATCH]
+    every = pids + [v for vs in ids.values() for v in vs]
+    values[f"{SOURCE_PREFIX}pattern"] = _pattern(every)
+    schema = ", ".join(
+        f"{k} {'string' if k.endswith('pattern') else 'array<string>'}" for k in values
+    )
+    return spark.createDataFrame([tuple(values.values())], schema)
+
+
+SOURCE_PREFIX = "_erase_"  # no table has a column of that name
+
+
+def _quotes_any(text: Column, values: Column) -> Column:
+    return F.exists(values, lambda v: text.contains(v))
+
+
+def row_predicate(
+    df: DataFrame,
+    ids: dict[str, list[str]],
+    pids: list[str],
+    nodes: list[str],
+    source: str | None = None,
+):
+    """The rows of a table that are about the person, or None if the table cannot hold any.
+    With ``source``, the alias of ``request_row`` in a MERGE whose target is ``t``: the
+    predicate names that row's columns instead of holding the values."""
     cond: Column | None = None
 
     def add(c: Column) -> None:
         nonlocal cond
+        c = F.coalesce(c, F.lit(False))
         cond = c if cond is None else cond | c
 
-    for kind, col in ID_TYPES.items():
-        if col in df.columns and ids.get(kind):
-            add(F.coalesce(F.col(col).isin(ids[kind]), F.lit(False)))
-    for col in PERSON_COLUMNS:
-        if col in df.columns and pids:
-            add(F.coalesce(F.col(col).isin(pids), F.lit(False)))
-    for col in NODE_COLUMNS:
-        if col in df.columns:
-            add(F.coalesce(F.col(col).isin(nodes), F.lit(False)))
-    clear = [v for k in ("cookie", "device", "user") for v in ids.get(k, [])]
-    for col in TEXT_COLUMNS:
-        if col in df.columns:
-            add(F.coalesce(contains_any(F.col(col), clear), F.lit(False)))
+    def col(name: str) -> Column:
+        return F.col(name if source is None else f"t.`{name}`")
+
+    def member(name: str, key: str, values: list[str]) -> Column:
+        if source is None:
+            return col(name).isin(values)
+        return F.array_contains(F.col(f"{source}.{SOURCE_PREFIX}{key}"), col(name))
+
+    for kind, name in ID_TYPES.items():
+        if name in df.columns and ids.get(kind):
+            add(member(name, kind, ids[kind]))
+    for name in PERSON_COLUMNS:
+        if name in df.columns and pids:
+            add(member(name, "person", pids))
+    for name in NODE_COLUMNS:
+        if name in df.columns:
+            add(member(name, "node", nodes))
+    for name in TEXT_COLUMNS:
+        if name in df.columns:
+            if source is None:
+                add(contains_any(col(name), _clear_ids(ids)))
+            else:
+                add(_quotes_any(col(name), F.col(f"{source}.{SOURCE_PREFIX}text")))
     return cond
 
 
@@ -149,13 +199,18 @@ def queue_removals(lake: Lake, pids: list[str], erasure_id: str) -> int:
     return n
 
 
-def _redact(lake: Lake, table: str, values: list[str]) -> int:
-    """Aggregate tables keep their row; any mention of the person is replaced."""
+def _pattern(values: list[str]) -> str:
+    return "|".join(re.escape(v) for v in values if len(v) >= 8)
+
+
+def _redact(lake: Lake, table: str, values: list[str], request: DataFrame) -> int:
+    """Aggregate tables keep their row; any mention of the person is replaced (a MERGE with
+    ``request_row``, so that the pattern is not logged)."""
     from delta.tables import DeltaTable
 
     df = lake.read(table)
     strings = [f.name for f in df.schema.fields if f.dataType.simpleString() == "string"]
-    pattern = "|".join(re.escape(v) for v in values if len(v) >= 8)
+    pattern = _pattern(values)
     if not pattern or not strings:
         return 0
     hit = F.lit(False)
@@ -163,8 +218,25 @@ def _redact(lake: Lake, table: str, values: list[str]) -> int:
         hit = hit | F.coalesce(F.col(c).rlike(pattern), F.lit(False))
     n = df.where(hit).count()
     if n:
-        DeltaTable.forPath(lake.spark, lake.path(table)).update(
-            hit, {c: F.regexp_replace(F.col(c), pattern, "<erased>") for c in strings}
+        logged = F.lit(False)
+        for c in strings:
+            logged = logged | F.coalesce(
+                F.expr(f"t.`{c}` RLIKE s.{SOURCE_PREFIX}pattern"), F.lit(False)
+            )
+        erased = F.lit("<erased>")
+        (
+            DeltaTable.forPath(lake.spark, lake.path(table))
+            .alias("t")
+            .merge(request.alias("s"), logged)
+            .whenMatchedUpdate(
+                set={
+                    f"`{c}`": F.regexp_replace(
+                        F.col(f"t.`{c}`"), F.col(f"s.{SOURCE_PREFIX}pattern"), erased
+                    )
+                    for c in strings
+                }
+            )
+            .execute()
         )
     return n
 
@@ -199,10 +271,14 @@ def erase(
         their_events = events.where(row_predicate(events, ids, pids, all_nodes))
         event_ids = their_events.select("event_id").distinct().localCheckpoint()
         values = pids + [v for vs in ids.values() for v in vs]
+        request = request_row(spark, ids, pids, all_nodes).localCheckpoint()
 
         def delete_rows(table: str) -> int:
+            # files rewritten from here on keep no statistics of identifier columns (a table
+            # of an older lake), so their values do not reach the log that way either
+            lake.ensure_properties(table)
             if table in REDACT_TABLES:
-                return _redact(lake, table, values)
+                return _redact(lake, table, values, request)
             dt = DeltaTable.forPath(spark, lake.path(table))
             df = dt.toDF()
             pred = row_predicate(df, ids, pids, all_nodes)
@@ -215,7 +291,8 @@ def erase(
                 ).whenMatchedDelete().execute()
                 n += lake.deleted_rows(table)
             if df.where(pred).limit(1).count():
-                dt.delete(pred)
+                logged = row_predicate(df, ids, pids, all_nodes, source="s")
+                dt.alias("t").merge(request.alias("s"), logged).whenMatchedDelete().execute()
                 n += lake.deleted_rows(table)
             return n
 
