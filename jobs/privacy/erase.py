@@ -100,6 +100,18 @@ def _clear_ids(ids: dict[str, list[str]]) -> list[str]:
     return [v for k in ("cookie", "device", "user") for v in ids.get(k, [])]
 
 
+SOURCE_PREFIX = "_erase_"  # no table has a column of that name
+
+
+def _quotes_any(text: Column, values: Column) -> Column:
+    return F.exists(values, lambda v: text.contains(v))
+
+
+def every_value(ids: dict[str, list[str]], pids: list[str]) -> list[str]:
+    """Their person ids and identifier values, as free text may quote them."""
+    return pids + [v for vs in ids.values() for v in vs]
+
+
 def request_row(spark, ids: dict[str, list[str]], pids: list[str], nodes: list[str]):
     """The request as a one-row frame of arrays, to join a Delta command to (``source``).
 
@@ -111,19 +123,11 @@ def request_row(spark, ids: dict[str, list[str]], pids: list[str], nodes: list[s
     values[f"{SOURCE_PREFIX}person"] = pids
     values[f"{SOURCE_PREFIX}node"] = nodes
     values[f"{SOURCE_PREFIX}text"] = [v for v in _clear_ids(ids) if len(v) >= MIN_FREE_TEXT_MATCH]
-    every = pids + [v for vs in ids.values() for v in vs]
-    values[f"{SOURCE_PREFIX}pattern"] = _pattern(every)
+    values[f"{SOURCE_PREFIX}pattern"] = _pattern(every_value(ids, pids))
     schema = ", ".join(
         f"{k} {'string' if k.endswith('pattern') else 'array<string>'}" for k in values
     )
     return spark.createDataFrame([tuple(values.values())], schema)
-
-
-SOURCE_PREFIX = "_erase_"  # no table has a column of that name
-
-
-def _quotes_any(text: Column, values: Column) -> Column:
-    return F.exists(values, lambda v: text.contains(v))
 
 
 def row_predicate(
@@ -213,16 +217,16 @@ def _redact(lake: Lake, table: str, values: list[str], request: DataFrame) -> in
     pattern = _pattern(values)
     if not pattern or not strings:
         return 0
-    hit = F.lit(False)
-    for c in strings:
-        hit = hit | F.coalesce(F.col(c).rlike(pattern), F.lit(False))
-    n = df.where(hit).count()
-    if n:
-        logged = F.lit(False)
+
+    def mentions(col, pattern: Column) -> Column:
+        hit = F.lit(False)
         for c in strings:
-            logged = logged | F.coalesce(
-                F.expr(f"t.`{c}` RLIKE s.{SOURCE_PREFIX}pattern"), F.lit(False)
-            )
+            hit = hit | F.coalesce(F.regexp_like(col(c), pattern), F.lit(False))
+        return hit
+
+    n = df.where(mentions(F.col, F.lit(pattern))).count()
+    if n:
+        logged = mentions(lambda c: F.col(f"t.`{c}`"), F.col(f"s.{SOURCE_PREFIX}pattern"))
         erased = F.lit("<erased>")
         (
             DeltaTable.forPath(lake.spark, lake.path(table))
@@ -270,7 +274,7 @@ def erase(
         events = lake.read("silver.events")
         their_events = events.where(row_predicate(events, ids, pids, all_nodes))
         event_ids = their_events.select("event_id").distinct().localCheckpoint()
-        values = pids + [v for vs in ids.values() for v in vs]
+        values = every_value(ids, pids)
         request = request_row(spark, ids, pids, all_nodes).localCheckpoint()
 
         def delete_rows(table: str) -> int:
