@@ -38,6 +38,7 @@ TABLES: dict[str, list[str]] = {
     "identity.report": ["run_date"],
     "gold.profiles": [],
     "gold.person_identifiers": [],
+    "gold.segment_event_sums": [],
     "gold.segment_membership": ["run_date"],
     "gold.segment_changes": ["run_date"],
     "gold.segment_history": [],

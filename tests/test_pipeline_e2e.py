@@ -324,6 +324,43 @@ def test_browse_abandoners_against_ground_truth(world):
     assert truth & clean == predicted & clean, (truth & clean) ^ (predicted & clean)
 
 
+def test_segments_from_the_profiles_sums_equal_a_pass_over_the_events(world):
+    """The segments job takes its event conditions' sums from the profiles run of the date
+    (gold.segment_event_sums); they give the members that attributing and summing the events
+    again gives, and sums made for another date or another version of gold.profiles are not
+    used."""
+    from jobs.identity.resolve import attributed_sums
+    from jobs.profiles.run import events_until
+    from jobs.report import JobReport
+    from jobs.segments.rules import evaluate, load_segments
+    from jobs.segments.run import profile_sums
+
+    lake, settings = world["lake"], world["settings"]
+    segments = load_segments(settings.resolve(settings.segments_dir))
+    facts = world["reports"]["segments"].facts
+    assert facts["segment event sums"] == "from the profiles run of this date"
+    report = JobReport("segments", RUN_DATE)
+    sums = profile_sums(lake, segments, RUN_DATE, report)
+    assert sums is not None, report.facts
+    profiles = lake.read("gold.profiles")
+    person_map = lake.read("identity.person_map")
+    link_types = settings.identity.link_types
+
+    def members(**how):
+        return sorted(tuple(r) for r in evaluate(profiles, segments=segments, **how).collect())
+
+    from_sums = members(events=None, run_date=RUN_DATE, sums=sums)
+    from_events = members(
+        events=events_until(lake, RUN_DATE),
+        run_date=RUN_DATE,
+        sum_by_person=lambda ev, values: attributed_sums(ev, person_map, link_types, values),
+    )
+    assert from_sums and from_sums == from_events
+    stale = JobReport("segments", "2026-11-11")
+    assert profile_sums(lake, segments, "2026-11-11", stale) is None
+    assert "another date" in stale.facts["segment event sums"]
+
+
 def test_lookalike_finds_the_planted_persona(world):
     mapping = _truth_to_pipeline(world)
     by_pid = {c.most_common(1)[0][0]: k for k, c in mapping.items()}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jobs.config import ConfigError
-from jobs.segments.rules import evaluate, load_segments
+from jobs.segments.rules import all_conditions, evaluate, event_sums, load_segments
 
 from .segment_fixtures import events_frame
 
@@ -113,6 +113,11 @@ def test_rules_compile_to_the_hand_computed_members(spark, tmp_path):
         ("engaged_not_browsers", "p3"),
     }
     assert members(events) == expected
+    # the same members from the conditions' sums as the profiles job aggregates them alongside
+    # its own columns (gold.segment_event_sums), with no events given
+    sums = events.groupBy("person_id").agg(*event_sums(all_conditions(segs), "2026-11-10"))
+    via_sums = evaluate(profiles, None, segs, "2026-11-10", sums=sums).collect()
+    assert {(r["segment"], r["person_id"]) for r in via_sums} == expected
     # from a table partitioned by day, only the days of the widest window (30) are read: the
     # files of an older day are gone, and the same members come out
     table = tmp_path / "events"

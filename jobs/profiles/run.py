@@ -7,11 +7,13 @@ from pyspark.sql import functions as F
 
 from jobs.activation.identifiers import EVENT_ID_COLS, identifier_aggregates, with_crm
 from jobs.cache import cached
+from jobs.config import ConfigError
 from jobs.identity.graph import blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.lake import Lake
 from jobs.profiles.transform import build_profiles
 from jobs.report import JobReport
+from jobs.segments.rules import all_conditions, event_sums, load_segments, sums_fingerprint
 
 
 def events_until(lake: Lake, run_date: str):
@@ -26,28 +28,47 @@ def attributed_events(lake: Lake, run_date: str):
     )
 
 
+def segment_conditions(lake: Lake, report: JobReport) -> list:
+    """The event conditions of the segment definitions, whose sums ride along in the profiles
+    pass; none if the definitions do not load (the segments job then reports why)."""
+    try:
+        return all_conditions(load_segments(lake.settings.resolve(lake.settings.segments_dir)))
+    except ConfigError as exc:
+        report.facts["segment event sums"] = f"not computed: {exc}"
+        return []
+
+
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
     person_map = lake.read("identity.person_map")
+    conditions = segment_conditions(lake, report)
+    sums = [c.name for c in conditions]
     with report.step("aggregate profiles and identifiers"):
         wide = build_profiles(
             attributed_events(lake, run_date),
             person_map,
             crm,
             run_date,
-            extra=identifier_aggregates(
-                blocked_email_hashes(lake.settings.identity.blocked_emails)
-            ),
+            extra=[
+                *identifier_aggregates(blocked_email_hashes(lake.settings.identity.blocked_emails)),
+                *event_sums(conditions, run_date),
+            ],
         )
         with cached() as keep:
-            # one row per person: both tables come from one pass over the events
+            # one row per person: all three tables come from one pass over the events
             wide = keep(wide)
-            lake.overwrite(wide.drop(*EVENT_ID_COLS), "gold.profiles")
+            lake.overwrite(wide.drop(*EVENT_ID_COLS, *sums), "gold.profiles")
             ids = with_crm(wide.select("person_id", *EVENT_ID_COLS), person_map, crm)
             lake.overwrite(
                 ids.withColumn("run_date", F.lit(run_date).cast("date")), "gold.person_identifiers"
             )
-    for table in ("gold.profiles", "gold.person_identifiers"):
+            if conditions:
+                mark = sums_fingerprint(conditions, run_date, lake.version("gold.profiles"))
+                lake.overwrite(
+                    wide.select("person_id", *sums, F.lit(mark).alias("fingerprint")),
+                    "gold.segment_event_sums",
+                )
+    for table in ("gold.profiles", "gold.person_identifiers", "gold.segment_event_sums"):
         report.written[table] = lake.last_write_rows(table)
     stats = (
         lake.read("gold.profiles")

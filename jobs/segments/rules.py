@@ -14,6 +14,8 @@ text: user values only ever reach Spark as literals.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import operator
 import re
 from dataclasses import dataclass, field
@@ -242,6 +244,10 @@ def _check_refs(name, rule, segments, chain):
         _check_refs(ref, segments[ref].rule, segments, chain + [ref])
 
 
+def all_conditions(segments: dict[str, Segment]) -> list[EventCondition]:
+    return [c for s in segments.values() for c in s.event_conditions]
+
+
 def condition_values(conditions: list[EventCondition], run_date: str) -> dict[str, Column]:
     """Per event, what each event condition adds up: 1 (count) or the measure, when the event
     matches the condition's filters and time window. Measures as decimal(24,4): exact sums."""
@@ -276,14 +282,29 @@ def event_aggregates(
         sums = events.groupBy("person_id").agg(*[F.sum(v).alias(n) for n, v in values.items()])
     else:
         sums = sum_by_person(events, values)
-    measures = {c.name for c in conditions if c.measure != "count"}
-    return sums.select(
-        "person_id",
-        *[
-            F.coalesce(F.col(n).cast("double" if n in measures else "long"), F.lit(0)).alias(n)
-            for n in values
-        ],
-    )
+    return sums.select("person_id", *[_finished(F.col(c.name), c) for c in conditions])
+
+
+def event_sums(conditions: list[EventCondition], run_date: str) -> list[Column]:
+    """The conditions' sums as aggregate columns for a ``groupBy("person_id")`` of attributed
+    events, finished as ``event_aggregates`` finishes them: the profiles job computes them in its
+    own pass over the events (``gold.segment_event_sums``), so segments need not read them again."""
+    values = condition_values(conditions, run_date)
+    return [_finished(F.sum(values[c.name]), c) for c in conditions]
+
+
+def _finished(total: Column, cond: EventCondition) -> Column:
+    """A condition's total as a long count or a double measure, 0 when nothing matched."""
+    kind = "long" if cond.measure == "count" else "double"
+    return F.coalesce(total.cast(kind), F.lit(0)).alias(cond.name)
+
+
+def sums_fingerprint(conditions: list[EventCondition], run_date: str, profiles_version: int) -> str:
+    """What precomputed sums are valid for: these conditions (filters, window, measure) on this
+    run date, next to this version of ``gold.profiles`` (an erasure or a rerun makes a new one)."""
+    spec = [(c.name, c.filters, c.within_days, c.measure) for c in conditions]
+    text = json.dumps([spec, run_date, profiles_version], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def compile_rule(rule, segments: dict[str, Segment]) -> Column:
@@ -323,13 +344,17 @@ def evaluate(
     segments: dict[str, Segment],
     run_date: str,
     sum_by_person=None,
+    sums: DataFrame | None = None,
 ) -> DataFrame:
     """-> (segment, person_id) for every member of every segment. ``events`` and
-    ``sum_by_person``: as for ``event_aggregates``."""
-    conditions = [c for s in segments.values() for c in s.event_conditions]
+    ``sum_by_person``: as for ``event_aggregates``; ``sums``: the conditions' aggregates per
+    person if already computed (then ``events`` are not read)."""
+    conditions = all_conditions(segments)
     wide = profiles
     if conditions:
-        aggregates = event_aggregates(events, conditions, run_date, sum_by_person)
+        aggregates = sums
+        if aggregates is None:
+            aggregates = event_aggregates(events, conditions, run_date, sum_by_person)
         wide = wide.join(aggregates, "person_id", "left")
         wide = wide.na.fill(0, [c.name for c in conditions])
     flags = [F.when(compile_rule(s.rule, segments), F.lit(s.name)) for s in segments.values()]

@@ -13,7 +13,7 @@ from jobs.profiles.run import events_until
 from jobs.report import JobReport
 from jobs.segments import history
 from jobs.segments.overlap import overlaps
-from jobs.segments.rules import evaluate, load_segments
+from jobs.segments.rules import all_conditions, evaluate, load_segments, sums_fingerprint
 
 
 def previous_run(lake: Lake, run_date: str, segments: list[str]) -> str | None:
@@ -121,8 +121,35 @@ def describe(stats: dict) -> str:
     )
 
 
+def profile_sums(lake: Lake, segments: dict, run_date: str, report: JobReport):
+    """The event conditions' sums per person that the profiles job of ``run_date`` computed in
+    its pass over the events (``gold.segment_event_sums``), if they were made for exactly these
+    conditions next to the current ``gold.profiles``; otherwise None, and the job sums the
+    events itself (the report says why)."""
+    conditions = all_conditions(segments)
+    if not conditions:
+        return None
+    why = "gold.segment_event_sums does not exist"
+    if lake.exists("gold.segment_event_sums"):
+        sums = lake.read("gold.segment_event_sums")
+        mark = sums_fingerprint(conditions, run_date, lake.version("gold.profiles"))
+        # one constant per table; a file's first row holds it
+        row = sums.select("fingerprint").limit(1).first()
+        if row is not None and row[0] == mark:
+            report.facts["segment event sums"] = "from the profiles run of this date"
+            report.read["gold.segment_event_sums"] = lake.last_write_rows("gold.segment_event_sums")
+            return sums.drop("fingerprint")
+        why = (
+            "gold.segment_event_sums was made for other conditions, another date or another "
+            "version of gold.profiles"
+        )
+    report.facts["segment event sums"] = f"summed from silver.events ({why})"
+    return None
+
+
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     segments = load_segments(lake.settings.resolve(lake.settings.segments_dir))
+    sums = profile_sums(lake, segments, run_date, report)
     profiles = lake.read("gold.profiles")
     with report.step(f"evaluate {len(segments)} segments"):
         person_map = lake.read("identity.person_map")
@@ -133,6 +160,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             segments,
             run_date,
             lambda events, values: attributed_sums(events, person_map, link_types, values),
+            sums=sums,
         )
         stats = write_membership(lake, members, run_date, list(segments))
     with report.step("pairwise overlaps"):
