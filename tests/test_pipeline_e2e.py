@@ -813,6 +813,23 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     assert {p: v for p, v in logged.items() if v} == {}
 
 
+def test_profiles_with_rules_of_no_event_condition_write_and_report_no_sums(world, tmp_path):
+    """Segment files whose rules read only profile fields: the profiles job computes no event
+    sums and reports none (it reported the table's last write, and failed where there was none)."""
+    from jobs.pipeline import run_job
+
+    (tmp_path / "s.yaml").write_text(
+        "segments:\n  engaged:\n    rule: {profile: {field: events, gte: 3}}\n"
+    )
+    base = world["lake"]
+    lake = Lake(base.spark, world["settings"].model_copy(update={"segments_dir": str(tmp_path)}))
+    before = lake.version("gold.segment_event_sums")
+    report = run_job(lake, "profiles", "2026-11-11")
+    assert "gold.segment_event_sums" not in report.written
+    assert report.written["gold.profiles"] > 0
+    assert lake.version("gold.segment_event_sums") == before
+
+
 def test_retention_keeps_exactly_the_configured_days(world):
     from jobs.config import PrivacySettings
     from jobs.pipeline import run_job

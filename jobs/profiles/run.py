@@ -68,7 +68,10 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
                     wide.select("person_id", *sums, F.lit(mark).alias("fingerprint")),
                     "gold.segment_event_sums",
                 )
-    for table in ("gold.profiles", "gold.person_identifiers", "gold.segment_event_sums"):
+    written = ["gold.profiles", "gold.person_identifiers"]
+    if conditions:  # else not written by this run (and perhaps never)
+        written.append("gold.segment_event_sums")
+    for table in written:
         report.written[table] = lake.last_write_rows(table)
     stats = (
         lake.read("gold.profiles")
