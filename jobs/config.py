@@ -8,11 +8,12 @@ are never read from files: they come from the environment / the AWS credential c
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONF = PROJECT_ROOT / "conf" / "dmp.yaml"
@@ -59,8 +60,65 @@ class StorageSettings(_Strict):
     reports_root: str = "data/reports"
 
 
+FORMATS = ("native", "segment", "rudderstack", "snowplow", "ga4")
+DATE_FORMATS = ("yyyy-MM-dd", "yyyyMMdd", "MM-dd-yyyy", "yyyy/MM/dd", "epoch_ms", "epoch_s")
+CHANNELS = ("web", "app", "email", "server")
+
+
+class ArrivalDate(_Strict):
+    """How a file's arrival day is read from its path: the first group of ``pattern`` (a regex
+    searched in the whole path), read as ``format``."""
+
+    pattern: str
+    format: Literal[DATE_FORMATS] = "yyyy-MM-dd"
+
+    @field_validator("pattern")
+    @classmethod
+    def _one_group(cls, value: str) -> str:
+        try:
+            groups = re.compile(value).groups
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        if groups != 1:
+            raise ValueError(f"needs exactly one capturing group (has {groups})")
+        return value
+
+
+class SourceSettings(_Strict):
+    """One clickstream source: what wrote it (``format``), where its files are (``path``, a
+    folder or bucket prefix; default ``<raw_root>/<name>``), which files under it (``files``, a
+    Hadoop glob) and how their arrival day is read from the path (``arrival_date``). ``files``
+    and ``arrival_date`` default to the layout the format's own writer uses."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    format: Literal[FORMATS] = "native"
+    path: str | None = None
+    files: str | None = None
+    arrival_date: ArrivalDate | None = None
+    # the channel of a message that does not say (Segment `channel`, Snowplow `platform`...)
+    channel: Literal[CHANNELS] | None = None
+    # collector event name -> platform event type, on top of the format's own mapping
+    event_names: dict[str, str] = Field(default_factory=dict)
+    # platform field -> property names tried before the format's own (e.g. category: [dept])
+    properties: dict[str, list[str]] = Field(default_factory=dict)
+    # consent categories that mean advertising (Segment categoryPreferences, Snowplow scopes)
+    ad_consent_categories: list[str] = Field(
+        default_factory=lambda: ["advertising", "marketing", "targeting", "ads"]
+    )
+
+    @field_validator("files")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or "://" in value):
+            raise ValueError("a glob relative to the source's path, not a path of its own")
+        return value
+
+
 class IngestSettings(_Strict):
-    sources: list[str] = Field(default_factory=lambda: ["web", "app", "email"])
+    # a bare name is a native source under <raw_root>/<name>
+    sources: list[SourceSettings] = Field(
+        default_factory=lambda: [SourceSettings(name=n) for n in ("web", "app", "email")]
+    )
     bot_user_agent_patterns: list[str] = Field(
         default_factory=lambda: ["bot", "crawler", "spider", "headless"]
     )
@@ -68,6 +126,23 @@ class IngestSettings(_Strict):
     max_events_per_cookie_per_day: int = Field(2000, ge=1)
     max_line_chars: int = Field(65_536, ge=100)
     max_files_per_batch: int = Field(1000, ge=1)
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _bare_names(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> IngestSettings:
+        names = [s.name for s in self.sources]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"source names must be unique: {', '.join(twice)} given twice")
+        if "crm" in names:
+            raise ValueError("'crm' is the customer-file source; name a clickstream source else")
+        return self
 
 
 class IdentitySettings(_Strict):

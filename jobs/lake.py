@@ -176,8 +176,18 @@ class Lake:
             writer = writer.option("replaceWhere", predicate)
         writer.save(self.path(table))
 
-    def append(self, df: DataFrame, table: str, txn: tuple[str, int] | None = None) -> None:
+    def append(
+        self,
+        df: DataFrame,
+        table: str,
+        txn: tuple[str, int] | None = None,
+        merge_schema: bool = False,
+    ) -> None:
+        """Append ``df``; ``merge_schema`` adds the columns the table does not have yet (a lake
+        written before they existed)."""
         writer = self._writer(df, table).mode("append")
+        if merge_schema:
+            writer = writer.option("mergeSchema", "true")
         if txn:  # Delta skips a (txnAppId, txnVersion) it has already committed
             writer = writer.option("txnAppId", txn[0]).option("txnVersion", txn[1])
         writer.save(self.path(table))

@@ -18,16 +18,17 @@ LINK_TYPES = ["user", "crm", "email", "phone", "device", "cookie"]
 
 def _world(seed: int):
     rng = random.Random(seed)
-    pool = {t: [f"{t[:2]}{i}" for i in range(12)] for t in EVENT_IDENTIFIERS}
+    types = set(EVENT_IDENTIFIERS.values())
+    pool = {t: [f"{t[:2]}{i}" for i in range(12)] for t in types}
     person_map = {}  # node -> (person, is_hub)
-    for t, values in pool.items():
-        for v in values[:10]:  # the last two of each type are unknown to the map
+    for t in sorted(types):
+        for v in pool[t][:10]:  # the last two of each type are unknown to the map
             person_map[f"{t}:{v}"] = (f"p{rng.randrange(15)}", rng.random() < 0.15)
     events = []
     for i in range(400):
         ids = {
             col: (rng.choice(pool[t]) if rng.random() < 0.45 else None)
-            for t, col in EVENT_IDENTIFIERS.items()
+            for col, t in EVENT_IDENTIFIERS.items()
         }
         price = None if rng.random() < 0.2 else round(rng.uniform(0, 50), 2)
         events.append({"event_id": f"e{i}", "event_date": "2026-11-02", **ids, "price": price})
@@ -37,7 +38,7 @@ def _world(seed: int):
 def _person(event: dict, person_map: dict) -> str | None:
     rank = {t: i for i, t in enumerate(LINK_TYPES)}
     best = None
-    for t, col in EVENT_IDENTIFIERS.items():
+    for col, t in EVENT_IDENTIFIERS.items():
         hit = event[col] is not None and person_map.get(f"{t}:{event[col]}")
         if hit:
             r = rank[t] + (100 if hit[1] else 0)
@@ -48,7 +49,7 @@ def _person(event: dict, person_map: dict) -> str | None:
 def test_events_and_sums_are_attributed_like_plain_python(spark):
     for seed in (1, 2, 3):
         events, person_map = _world(seed)
-        cols = ["event_id", "event_date", *EVENT_IDENTIFIERS.values(), "price"]
+        cols = ["event_id", "event_date", *EVENT_IDENTIFIERS, "price"]
         ev = spark.createDataFrame(
             [tuple(e[c] for c in cols) for e in events],
             ", ".join(f"{c} {'double' if c == 'price' else 'string'}" for c in cols),

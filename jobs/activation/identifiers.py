@@ -1,5 +1,6 @@
 """Per-person identifiers for activation: the latest hashed email / phone / device seen for
-each person in silver events, completed with CRM names, zip and country.
+each person in silver events (and the names identify calls gave), completed with CRM names,
+zip and country.
 
 The event part is a list of aggregate columns (``identifier_aggregates``) so that the profiles
 job computes it in its own pass over the attributed events and writes
@@ -19,29 +20,53 @@ NAME_COLS = [
     "last_name_meta_sha256",
 ]
 EVENT_COUNTRY = "identifiers_event_country"  # apart from the profile's own event_country
-EVENT_ID_COLS = [*EMAIL_COLS, *PHONE_COLS, "device_id", EVENT_COUNTRY]
+EVENT_NAME_COLS = [f"identifiers_event_{n}" for n in NAME_COLS]  # names an identify call gave
+EVENT_ID_COLS = [*EMAIL_COLS, *PHONE_COLS, "device_id", EVENT_COUNTRY, *EVENT_NAME_COLS]
 IDENTIFIER_COLS = ["person_id", *EMAIL_COLS, *PHONE_COLS, *NAME_COLS, "country", "zip", "device_id"]
 
 
-def identifier_aggregates(blocked_email_hashes: list[str]) -> list[Column]:
+def advertising_id(columns: list[str]) -> Column:
+    """The mobile advertising id of an event. Rows ingested before it had a column of its own
+    (no ``source_name``) come from the native format, whose ``device_id`` is one; another
+    format's ``device_id`` (an IDFV, an Android id) is never sent as one."""
+    if "advertising_id" not in columns:
+        return F.col("device_id")
+    if "source_name" not in columns:
+        return F.col("advertising_id")
+    old_native = F.col("source_name").isNull()
+    return F.coalesce("advertising_id", F.when(old_native, F.col("device_id")))
+
+
+def _event_names(columns: list[str], latest) -> list[Column]:
+    """The name hashes of the latest event that gave a name (an identify call's traits)."""
+    if not all(n in columns for n in NAME_COLS):
+        return [F.lit(None).cast("string").alias(a) for a in EVENT_NAME_COLS]
+    key = F.coalesce(F.col(NAME_COLS[0]), F.col(NAME_COLS[1]))
+    return [latest(n, key, a) for n, a in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)]
+
+
+def identifier_aggregates(blocked_email_hashes: list[str], columns: list[str]) -> list[Column]:
     """Aggregate columns (for a ``groupBy("person_id")`` of attributed events), named
-    ``EVENT_ID_COLS``: the latest email hashes, phone hashes and device id a person was seen
-    with, and the country of their latest event. An event carrying a blocked email (a shared
-    test address) tells nothing about anyone: it is left out of all of them."""
+    ``EVENT_ID_COLS``: the latest email hashes, phone hashes and mobile advertising id
+    (``device_id``) a person was seen with, the country of their latest event and the names
+    of the latest that gave one. An event carrying a blocked email (a shared test address)
+    tells nothing about anyone: it is left out of all of them."""
     c = F.col
     usable = ~F.coalesce(c("email_sha256").isin(blocked_email_hashes), F.lit(False))
 
-    def latest(value: str, key: str) -> Column:
+    def latest(value: str | Column, key: str | Column, name: str | None = None) -> Column:
         # ``value`` of the latest usable event with a ``key``; at the same instant the larger
         # key wins, so a rerun picks the same row (a flip would ship as a remove + an add)
         # and the email (or phone) hashes all come from one event. max_by skips null orderings.
-        order = F.when(usable & c(key).isNotNull(), F.struct(c("event_ts"), c(key)))
-        return F.max_by(value, order).alias(value)
+        key = c(key) if isinstance(key, str) else key
+        order = F.when(usable & key.isNotNull(), F.struct(c("event_ts"), key))
+        return F.max_by(value, order).alias(name or value)
 
     return [
         *[latest(col, "email_sha256") for col in EMAIL_COLS],
         *[latest(col, "phone_sha256") for col in PHONE_COLS],
-        latest("device_id", "device_id"),
+        latest(advertising_id(columns), advertising_id(columns), "device_id"),
+        *_event_names(columns, latest),
         F.max_by(
             "country", F.when(usable, F.struct(c("event_ts"), F.coalesce("country", F.lit(""))))
         ).alias(EVENT_COUNTRY),
@@ -50,14 +75,15 @@ def identifier_aggregates(blocked_email_hashes: list[str]) -> list[Column]:
 
 def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None) -> DataFrame:
     """(person_id, ``EVENT_ID_COLS``) -> ``IDENTIFIER_COLS``: CRM values fill what events did
-    not show (CRM-only persons included); names and zip come from CRM only."""
+    not show (CRM-only persons included); zip comes from CRM only, names from CRM or else from
+    the latest identify call."""
     c = F.col
     if crm is None:
         return event_ids.select(
             "person_id",
             *EMAIL_COLS,
             *PHONE_COLS,
-            *[F.lit(None).cast("string").alias(n) for n in NAME_COLS],
+            *[c(e).alias(n) for n, e in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)],
             c(EVENT_COUNTRY).alias("country"),
             F.lit(None).cast("string").alias("zip"),
             "device_id",
@@ -79,7 +105,16 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
     return out.select(
         "person_id",
         *[F.coalesce(col, f"crm_{col}").alias(col) for col in EMAIL_COLS + PHONE_COLS],
-        *[c(f"crm_{col}").alias(col) for col in NAME_COLS],
+        # a CRM record's names, else those of the latest identify call
+        *[
+            F.when(
+                c("crm_first_name_sha256").isNotNull() | c("crm_last_name_sha256").isNotNull(),
+                c(f"crm_{col}"),
+            )
+            .otherwise(c(e))
+            .alias(col)
+            for col, e in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)
+        ],
         F.coalesce("crm_country", EVENT_COUNTRY).alias("country"),
         c("crm_zip").alias("zip"),
         "device_id",
@@ -90,5 +125,6 @@ def person_identifiers(
     events: DataFrame, person_map: DataFrame, crm: DataFrame | None, blocked_email_hashes: list[str]
 ) -> DataFrame:
     """Attributed events -> ``IDENTIFIER_COLS``, one row per person."""
-    event_ids = events.groupBy("person_id").agg(*identifier_aggregates(blocked_email_hashes))
+    aggregates = identifier_aggregates(blocked_email_hashes, events.columns)
+    event_ids = events.groupBy("person_id").agg(*aggregates)
     return with_crm(event_ids, person_map, crm)

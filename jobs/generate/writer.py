@@ -16,7 +16,10 @@ import time
 from collections import Counter
 from datetime import date, datetime, timedelta
 
+import yaml
+
 from jobs.generate.behaviour import person_events
+from jobs.generate.formats import ENCODERS, SOURCES, sources_config
 from jobs.generate.population import (
     COUNTRIES,
     TEST_EMAILS,
@@ -40,41 +43,46 @@ CANONICAL_TEST_EMAILS = {e.strip().lower() for e in TEST_EMAILS}
 
 
 class RawFiles:
-    """Lazily opened gzip NDJSON files, one per (source, dt, shard)."""
+    """Lazily opened gzip files, one per (source, day, shard), laid out and written as each
+    source's collector writes them (``jobs/generate/formats.py``)."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, formats: dict[str, str]):
         self.root = root
+        self.encoders = {source: ENCODERS[fmt] for source, fmt in formats.items()}
         self.handles: dict[tuple[str, str, int], gzip.GzipFile] = {}
 
-    def write(self, source: str, dt: str, shard: int, line: str) -> None:
-        key = (source, dt, shard)
+    def _file(self, source: str, day: str, shard: int):
+        key = (source, day, shard)
         fh = self.handles.get(key)
         if fh is None:
-            folder = os.path.join(self.root, source, f"dt={dt}")
-            os.makedirs(folder, exist_ok=True)
-            path = os.path.join(folder, f"part-{shard:04d}.ndjson.gz")
+            path = os.path.join(self.root, self.encoders[source].path(source, day, shard))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             fh = self.handles[key] = gzip.open(path, "wt", compresslevel=5, encoding="utf-8")
-        fh.write(line + "\n")
+        return fh
+
+    def lines(self, e: dict, arrival: str) -> list[str]:
+        """The lines the event's collector writes for it, arriving on ``arrival``."""
+        return self.encoders[e["source"]].lines(e, arrival)
+
+    def write(self, e: dict, folder_day: str, shard: int, lines: list[str]) -> None:
+        day = self.encoders[e["source"]].file_day(e, folder_day)
+        fh = self._file(e["source"], day, shard)
+        for line in lines:
+            fh.write(line + "\n")
+
+    def malformed(self, kind: str, e: dict, arrival: str, rng: random.Random) -> str:
+        return self.encoders[e["source"]].malformed(kind, e, arrival, rng)
+
+    def writes_announced_bots(self, source: str) -> bool:
+        return self.encoders[source].writes_announced_bots()
 
     def close(self) -> None:
         for fh in self.handles.values():
             fh.close()
 
 
-def _malformed(rng: random.Random, good: dict) -> tuple[str, str]:
-    kind = rng.choice(["truncated", "not_json", "bad_timestamp", "missing_event_id", "bad_price"])
-    if kind == "truncated":
-        return kind, json.dumps(good)[: rng.randint(5, 40)]
-    if kind == "not_json":
-        return kind, "<html><body>502 Bad Gateway</body></html>"
-    bad = dict(good, event_id="bad-" + good["event_id"])
-    if kind == "bad_timestamp":
-        bad["event_ts"] = "2026-13-45T99:00:00Z"
-    elif kind == "missing_event_id":
-        del bad["event_id"]
-    else:
-        bad["price"] = "abc"
-    return kind, json.dumps(bad)
+def _malformed_kind(rng: random.Random) -> str:
+    return rng.choice(["truncated", "not_json", "bad_timestamp", "missing_event_id", "bad_price"])
 
 
 class Truth:
@@ -188,10 +196,22 @@ class CrmFile:
         self._fh.close()
 
 
-def generate(out: str, people: int, days: int, seed: int, start: date, progress=print) -> dict:
+def generate(
+    out: str,
+    people: int,
+    days: int,
+    seed: int,
+    start: date,
+    progress=print,
+    formats: dict[str, str] | None = None,
+) -> dict:
+    """Writes ``<out>/raw`` (each source in its collector's format: ``formats`` maps web, app
+    and email to one of ``jobs/generate/formats.FORMATS``, native by default), ``<out>/truth``
+    and ``<out>/sources.yaml`` (the ``ingest.sources`` that reads what was written)."""
     t0 = time.time()
+    formats = {**dict.fromkeys(SOURCES, "native"), **(formats or {})}
     raw_root = os.path.join(out, "raw")
-    files = RawFiles(raw_root)
+    files = RawFiles(raw_root, formats)
     truth = Truth(os.path.join(out, "truth"))
     start_dt = datetime(start.year, start.month, start.day)
     last = start + timedelta(days=days - 1)
@@ -210,24 +230,25 @@ def generate(out: str, people: int, days: int, seed: int, start: date, progress=
             if dt < last.isoformat() and rng.random() < LATE_RATE:
                 dt = (date.fromisoformat(dt) + timedelta(days=1)).isoformat()
                 truth.summary["late_events"] += 1
-            line = json.dumps(e, ensure_ascii=False)
-            files.write(e["source"], dt, shard, line)
-            truth.summary["lines"] += 1
+            lines = files.lines(e, dt)
+            files.write(e, dt, shard, lines)
+            truth.summary["lines"] += len(lines)
             if rng.random() < DUPLICATE_RATE:
                 redelivery = (
                     dt if dt == last.isoformat() or rng.random() < 0.5 else last.isoformat()
                 )
-                files.write(e["source"], redelivery, shard, line)
-                truth.summary["duplicate_deliveries"] += 1
-                truth.summary["lines"] += 1
+                files.write(e, redelivery, shard, lines)  # the same message, delivered again
+                truth.summary["duplicate_deliveries"] += len(lines)
+                truth.summary["lines"] += len(lines)
             if noise.random() < MALFORMED_RATE:
-                kind, bad = _malformed(noise, e)
-                files.write(e["source"], dt, shard, bad)
+                kind = _malformed_kind(noise)
+                files.write(e, dt, shard, [files.malformed(kind, e, dt, noise)])
                 truth.summary[f"malformed_{kind}"] += 1
                 truth.summary["malformed_lines"] += 1
                 truth.summary["lines"] += 1
-            stats["events"] += 1
-            truth.summary[f"events_{e['source']}"] += 1
+            # a collector may write an event as more than one (Snowplow states consent apart)
+            stats["events"] += len(lines)
+            truth.summary[f"events_{e['source']}"] += len(lines)
             cat = e.get("category")
             if e["event_type"] == "product_view" and cat == "winter_coats":
                 stats["winter_coat_views"] += 1
@@ -272,7 +293,14 @@ def generate(out: str, people: int, days: int, seed: int, start: date, progress=
     truth.summary.update(people=people, days=days, seed=seed, start=0)
     truth.summary["start"] = start.isoformat()
     truth.close()
+    write_sources(out, formats)
     return dict(truth.summary)
+
+
+def write_sources(out: str, formats: dict[str, str]) -> None:
+    with open(os.path.join(out, "sources.yaml"), "w") as fh:
+        fh.write("# ingest.sources for the raw files `dmp generate` wrote (under raw_root)\n")
+        yaml.safe_dump({"ingest": {"sources": sources_config(formats)}}, fh, sort_keys=False)
 
 
 def _write_bots(files: RawFiles, rng: random.Random, start: date, days: int, truth: Truth):
@@ -296,9 +324,12 @@ def _write_bots(files: RawFiles, rng: random.Random, start: date, days: int, tru
                     "page": f"/p/{rng.randint(1, 999)}",
                     "country": "US",
                 }
-                files.write("web", e["event_ts"][:10], 0, json.dumps(e))
-                truth.summary["bot_events"] += 1
-                truth.summary["lines"] += 1
+                if stealth or files.writes_announced_bots("web"):
+                    day = e["event_ts"][:10]
+                    lines = files.lines(e, day)
+                    files.write(e, day, 0, lines)
+                    truth.summary["bot_events"] += len(lines)
+                    truth.summary["lines"] += len(lines)
         truth.summary["bots"] += 1
 
 

@@ -4,19 +4,22 @@ event or one CRM record, and the over-merge guards."""
 from __future__ import annotations
 
 import hashlib
+from functools import reduce
 from itertools import combinations
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-EVENT_IDENTIFIERS = {  # node type -> silver.events column
-    "cookie": "anonymous_id",
-    "device": "device_id",
-    "user": "user_id",
-    "email": "email_sha256",
-    "phone": "phone_sha256",
+EVENT_IDENTIFIERS = {  # silver.events column -> node type
+    "anonymous_id": "cookie",
+    "alt_anonymous_id": "cookie",  # an alias call's previousId, Snowplow's network_userid
+    "device_id": "device",
+    "advertising_id": "device",  # IDFA / GAID; the native format's device_id is one
+    "user_id": "user",
+    "email_sha256": "email",
+    "phone_sha256": "phone",
 }
-CRM_IDENTIFIERS = {"crm": "customer_id", "email": "email_sha256", "phone": "phone_sha256"}
+CRM_IDENTIFIERS = {"customer_id": "crm", "email_sha256": "email", "phone_sha256": "phone"}
 
 
 def node(id_type: str, column: str):
@@ -34,7 +37,17 @@ def blocked_nodes(blocked_emails: list[str]) -> list[str]:
 
 
 def _records(df: DataFrame, identifiers: dict[str, str], ts: str) -> DataFrame:
-    cols = [node(t, c).alias(t) for t, c in identifiers.items() if c in df.columns]
+    """One node column per identifier column the frame has; a column holding the same node
+    as an earlier one of its type (the native format's device id is also its advertising id)
+    is left empty, so a pair is never counted twice."""
+    present = [(c, t) for c, t in identifiers.items() if c in df.columns]
+    cols = []
+    for i, (c, t) in enumerate(present):
+        same = [F.col(e).eqNullSafe(F.col(c)) for e, u in present[:i] if u == t]
+        value = node(t, c)
+        if same:
+            value = F.when(~reduce(lambda a, b: a | b, same), value)
+        cols.append(value.alias(c))
     return df.select(*cols, F.col(ts).alias("ts"))
 
 

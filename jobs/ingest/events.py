@@ -1,9 +1,9 @@
-"""Pure transformations for clickstream events: raw NDJSON lines -> bronze rows -> silver rows.
+"""Pure transformations for clickstream events: bronze rows -> silver rows and quarantine.
 
-Bronze keeps every delivered field as a string, except that emails and phones are replaced by
-their hashes at once (raw PII never leaves the landing zone). Silver is typed with tolerant
-parsing (Spark 4 runs ANSI SQL: a bad cast would raise, so every cast is a ``try_``), and every
-row that cannot be used goes to quarantine with a reason.
+Bronze rows come from any format (``jobs/ingest/formats``), all with the same text fields.
+Silver is typed with tolerant parsing (Spark 4 runs ANSI SQL: a bad cast would raise, so every
+cast is a ``try_``), one row per event and per product of a message that lists several, and
+every line that cannot be used goes to quarantine with a reason.
 """
 
 from __future__ import annotations
@@ -15,134 +15,91 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from jobs.ingest.normalise import email_hashes, phone_hashes
+from jobs.ingest.formats import native
+from jobs.ingest.formats.common import (
+    HASH_COLUMNS,
+    ITEM_SCHEMA,
+    NAME_HASHES,
+    mask_pii,
+)
+from jobs.ingest.formats.native import NATIVE_FIELDS
 
-# The documented raw event schema (README, "Event schema"). Everything arrives as text.
-RAW_FIELDS = [
-    "event_id",
-    "event_type",
-    "event_ts",
-    "source",
-    "anonymous_id",
-    "device_id",
-    "user_id",
-    "session_id",
-    "email",
-    "phone",
-    "ip",
-    "user_agent",
-    "country",
-    "page",
-    "product_id",
-    "category",
-    "price",
-    "quantity",
-    "order_id",
-    "revenue",
-    "currency",
-    "campaign_id",
-    "ad_consent",
-]
+__all__ = ["HASH_COLUMNS", "mask_pii"]
+
+RAW_FIELDS = NATIVE_FIELDS  # the native format's fields (README, "Event schema")
 RAW_SCHEMA = StructType([StructField(f, StringType()) for f in RAW_FIELDS])
+# The platform's event types: the native format's, and those the other formats map onto. Event
+# names no mapping knows keep their name as their type.
 EVENT_TYPES = [
-    "page_view",
-    "product_view",
-    "add_to_cart",
-    "purchase",
-    "login",
-    "signup",
-    "search",
-    "app_open",
-    "email_open",
-    "email_click",
-    "consent_update",
+    *native.NATIVE_TYPES,
+    "screen_view",
+    "product_list_view",
+    "product_click",
+    "remove_from_cart",
+    "cart_view",
+    "checkout_start",
+    "checkout_step",
+    "order_update",
+    "order_cancel",
+    "refund",
+    "add_to_wishlist",
+    "promotion_view",
+    "promotion_click",
+    "app_install",
+    "identify",
+    "alias",
+    "group",
 ]
-HASH_COLUMNS = [
+CHANNELS = ["web", "app", "email", "server"]
+EMAIL_TYPES = ["email_open", "email_click"]
+IDENTIFIER_COLUMNS = [
+    "anonymous_id",
+    "alt_anonymous_id",
+    "device_id",
+    "advertising_id",
+    "user_id",
     "email_sha256",
-    "email_google_sha256",
-    "email_uid2_sha256",
     "phone_sha256",
-    "phone_digits_sha256",
 ]
 EARLIEST_EVENT = "2000-01-01"  # anything older is a broken clock, not a late event
-EMAIL_LIKE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
-PHONE_LIKE = r"\+?[0-9][0-9 ()\-]{7,}[0-9]"
+DT = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 # a bot pattern that is a plain word (no regex syntax) is matched as a substring
 PLAIN_WORD = re.compile(r"[A-Za-z0-9 _-]+")
-# standard JSON only: no single quotes, no NaN / Infinity (Spark's parser accepts both by default)
-STRICT_JSON = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
-
-
-def mask_pii(text: Column) -> Column:
-    """For lines we cannot parse: blank out anything email- or phone-shaped before storing."""
-    return F.regexp_replace(F.regexp_replace(text, EMAIL_LIKE, "<email>"), PHONE_LIKE, "<phone>")
 
 
 def to_bronze(lines: DataFrame, default_country: str, max_line_chars: int = 65_536) -> DataFrame:
-    """(value, source_file) lines -> bronze: every field as delivered, PII hashed, fields the
-    schema does not know kept in ``extra_fields`` (PII-shaped values masked), and the masked
-    raw line kept only where the line could not be parsed."""
-    valid_utf8 = F.expr("is_valid_utf8(value)")
-    # a character is at least one byte: count characters only on lines with that many bytes
-    too_long = (F.octet_length("value") > max_line_chars) & (F.length("value") > max_line_chars)
-    line_error = F.when(~valid_utf8, F.lit("invalid_utf8")).when(too_long, F.lit("line_too_long"))
-    text = F.when(valid_utf8, F.col("value")).otherwise(F.expr("make_valid_utf8(value)"))
-    parsed = lines.select(
-        "source_file",
-        line_error.alias("line_error"),
-        F.when(line_error.isNull(), text).alias("value"),
-        F.when(line_error.isNotNull(), F.substring(text, 1, 2000)).alias("bad_text"),
-    )
-    # one parse per line, into a map: it gives the known fields, the unknown ones, and the
-    # syntax check (null unless the line is one JSON object); duplicate keys are ambiguous,
-    # so not accepted either
-    parsed = parsed.withColumn("m", F.from_json("value", "map<string,string>", STRICT_JSON))
-    m = F.col("m")
-    keys = F.map_keys("m")
-    is_json = m.isNotNull() & (F.size(keys) == F.size(F.array_distinct(keys)))
-    fields = [m[f].alias(f) for f in RAW_FIELDS if f not in ("email", "phone")]
-    hashes = {
-        **email_hashes(m["email"]),
-        **phone_hashes(m["phone"], m["country"], default_country),
-    }
-    known = F.array(*[F.lit(f) for f in RAW_FIELDS])
-    extra = F.map_filter("m", lambda k, v: ~F.array_contains(known, k))
-    extra = F.transform_values(extra, lambda k, v: mask_pii(v))
-    return parsed.select(
-        *fields,
-        *[c.alias(n) for n, c in hashes.items()],
-        m["email"].isNotNull().alias("had_email"),
-        m["phone"].isNotNull().alias("had_phone"),
-        F.when(F.size(extra) > 0, extra).alias("extra_fields"),
-        "line_error",
-        F.when(
-            ~is_json | F.col("line_error").isNotNull(),
-            mask_pii(F.coalesce(F.col("bad_text"), F.col("value"))),
-        ).alias("unparsed_line"),
-        "source_file",
-        F.regexp_extract("source_file", r"dt=(\d{4}-\d{2}-\d{2})", 1).alias("dt"),
-        F.current_timestamp().alias("ingested_at"),
-    )
+    """Native lines in the native layout (``dt=YYYY-MM-DD`` folders) -> bronze."""
+    day = F.regexp_extract("source_file", DT.pattern, 1)
+    return native.to_bronze(lines, day, default_country, max_line_chars)
 
 
 def _parse_ts(col: Column) -> Column:
     return F.coalesce(
         F.try_to_timestamp(col, F.lit("yyyy-MM-dd'T'HH:mm:ss.SSSX")),
         F.try_to_timestamp(col, F.lit("yyyy-MM-dd'T'HH:mm:ssX")),
+        F.try_to_timestamp(col, F.lit("yyyy-MM-dd'T'HH:mm:ss.SSSSSSX")),
     )
 
 
 def typed_columns(bronze: DataFrame) -> DataFrame:
     """bronze + the typed values that are checked, each parsed once per row: ``_ts``,
-    ``_price``, ``_revenue``, ``_quantity``. The quarantine reason and the silver row both read
-    them (the reason tests the timestamp three times: inlined, six parses per row)."""
+    ``_price``, ``_revenue``, ``_quantity``, ``_items``. The quarantine reason and the silver
+    row both read them."""
     return bronze.withColumns(
         {
             "_ts": _parse_ts(F.col("event_ts")),
             "_price": F.col("price").try_cast("double"),
             "_revenue": F.col("revenue").try_cast("double"),
             "_quantity": F.col("quantity").try_cast("int"),
+            "_items": F.from_json("items", ITEM_SCHEMA),
         }
+    )
+
+
+def _bad_item(field: str, cast: str) -> Column:
+    return F.coalesce(
+        F.exists("_items", lambda i: i[field].isNotNull() & i[field].try_cast(cast).isNull()),
+        F.lit(False),
     )
 
 
@@ -161,14 +118,14 @@ def quarantine_reason(b: DataFrame) -> Column:
             | (c("_ts") > F.current_timestamp() + F.expr("INTERVAL 1 DAY")),
             F.lit("implausible_event_ts"),
         )
-        .when(~c("event_type").isin(EVENT_TYPES), F.lit("unknown_event_type"))
+        .when(c("format_error").isNotNull(), c("format_error"))
     )
     for raw, value in invalid.items():
         reason = reason.when(c(raw).isNotNull() & c(value).isNull(), F.lit(f"invalid_{raw}"))
-    return reason.when(
-        F.coalesce(c("anonymous_id"), c("device_id"), c("user_id"), c("email_sha256")).isNull(),
-        F.lit("no_identifier"),
-    )
+    reason = reason.when(_bad_item("price", "double"), F.lit("invalid_price"))
+    reason = reason.when(_bad_item("quantity", "int"), F.lit("invalid_quantity"))
+    known = [c(x) for x in IDENTIFIER_COLUMNS if x in b.columns]
+    return reason.when(F.coalesce(*known).isNull(), F.lit("no_identifier"))
 
 
 def busy_cookie_days(bronze: DataFrame, max_per_day: int) -> DataFrame:
@@ -201,47 +158,80 @@ def bot_reason(ua_patterns: list[str]) -> Column:
     )
 
 
-def split_bronze(
-    bronze: DataFrame, ua_patterns: list[str], max_per_day: int, busy: DataFrame | None = None
-) -> tuple[DataFrame, DataFrame]:
-    """bronze -> (silver rows, quarantine rows with a reason). Deduplicated on event_id.
-    ``busy``: ``busy_cookie_days(bronze, max_per_day)``, if the caller keeps it for both."""
-    busy = busy_cookie_days(bronze, max_per_day) if busy is None else busy
-    b = typed_columns(bronze).withColumn("_day", F.to_date("_ts"))
-    b = b.join(F.broadcast(busy), ["anonymous_id", "_day"], "left")
-    b = b.withColumn("reason", F.coalesce(quarantine_reason(b), bot_reason(ua_patterns)))
-    quarantine = b.where(F.col("reason").isNotNull()).select(
+def quarantine_rows(b: DataFrame) -> DataFrame:
+    """The quarantined lines of ``b`` (typed bronze with a ``reason``), as the table keeps
+    them: the masked line where it could not be parsed, else the fields that tell why."""
+    detail = F.to_json(
+        F.struct("event_id", "event_type", "event_ts", "anonymous_id", "user_agent", "price")
+    )
+    return b.where(F.col("reason").isNotNull()).select(
         "reason",
         "event_id",
-        "source",
+        F.coalesce("source_name", "source").alias("source"),
         "source_file",
         "dt",
-        F.coalesce(
-            "unparsed_line",
-            F.to_json(
-                F.struct(
-                    "event_id", "event_type", "event_ts", "anonymous_id", "user_agent", "price"
-                )
-            ),
-        ).alias("detail"),
+        F.coalesce("unparsed_line", detail).alias("detail"),
         "ingested_at",
     )
-    good = b.where(F.col("reason").isNull())
-    silver = good.select(
+
+
+def line_items(good: DataFrame) -> DataFrame:
+    """One row per product of a message that lists several (``items``), one per other message.
+    Each product row takes the product's fields over the message's; its event id is the
+    message's with ``#<n>`` when there are several. Revenue: each product's price x quantity
+    when every product has a price, else the message's revenue on its first row."""
+    rows = good.select("*", F.posexplode_outer("_items").alias("_pos", "_item"))
+    n = F.coalesce(F.size("_items"), F.lit(0))
+    item = F.col("_item")
+    price = F.coalesce(item["price"].try_cast("double"), F.col("_price"))
+    quantity = F.coalesce(item["quantity"].try_cast("int"), F.col("_quantity"))
+    all_priced = F.coalesce(F.forall("_items", lambda i: i["price"].isNotNull()), F.lit(False))
+    has_revenue = F.col("_revenue").isNotNull() | (F.col("event_type") == "purchase")
+    item_revenue = F.when(
+        all_priced & has_revenue, F.round(price * F.coalesce(quantity, F.lit(1)), 6)
+    ).when(F.col("_pos") == 0, F.col("_revenue"))
+    return rows.withColumns(
+        {
+            "event_id": F.when(
+                n > 1, F.concat("event_id", F.lit("#"), (F.col("_pos") + 1).cast("string"))
+            ).otherwise(F.col("event_id")),
+            "line_item": F.when(n > 0, F.col("_pos") + 1),
+            "product_id": F.coalesce(item["product_id"], F.col("product_id")),
+            "category": F.coalesce(item["category"], F.col("category")),
+            "_price": price,
+            "_quantity": quantity,
+            "_revenue": F.when(n > 0, item_revenue).otherwise(F.col("_revenue")),
+        }
+    )
+
+
+def _text(name: str) -> Column:
+    return F.when(F.trim(F.col(name)) != "", F.col(name)).alias(name)
+
+
+def silver_rows(good: DataFrame) -> DataFrame:
+    return line_items(good).select(
         "event_id",
         "event_type",
+        F.coalesce("event_name", "event_type").alias("event_name"),
         F.col("_ts").alias("event_ts"),
         F.col("_day").alias("event_date"),
-        "source",
-        *[
-            F.when(F.trim(F.col(c)) != "", F.col(c)).alias(c)
-            for c in ("anonymous_id", "device_id", "user_id", "session_id")
-        ],
+        # an email engagement is on the email channel whoever recorded it
+        F.when(F.col("event_type").isin(EMAIL_TYPES), F.lit("email"))
+        .otherwise(F.col("source"))
+        .alias("source"),
+        "source_name",
+        *[_text(c) for c in IDENTIFIER_COLUMNS if c not in HASH_COLUMNS],
+        _text("session_id"),
         *HASH_COLUMNS,
+        *NAME_HASHES,
         "ip",
         "user_agent",
         F.upper("country").alias("country"),
         "page",
+        "page_url",
+        "page_title",
+        "referrer",
         "product_id",
         "category",
         F.col("_price").alias("price"),
@@ -250,10 +240,31 @@ def split_bronze(
         F.col("_revenue").alias("revenue"),
         "currency",
         "campaign_id",
+        "utm_source",
+        "utm_medium",
+        "utm_campaign",
+        "utm_term",
+        "utm_content",
+        "search_query",
         F.lower("ad_consent").try_cast("boolean").alias("ad_consent"),
+        F.col("line_item").cast("int").alias("line_item"),
         "source_file",
         "ingested_at",
     )
+
+
+def split_bronze(
+    bronze: DataFrame, ua_patterns: list[str], max_per_day: int, busy: DataFrame | None = None
+) -> tuple[DataFrame, DataFrame]:
+    """bronze -> (silver rows, quarantine rows with a reason). Deduplicated on event_id.
+    ``busy``: ``busy_cookie_days(bronze, max_per_day)``, if the caller keeps it for both."""
+    busy = busy_cookie_days(bronze, max_per_day) if busy is None else busy
+    if "source_name" not in bronze.columns:  # a bronze row from before sources were named
+        bronze = bronze.withColumn("source_name", F.col("source"))
+    b = typed_columns(bronze).withColumn("_day", F.to_date("_ts"))
+    b = b.join(F.broadcast(busy), ["anonymous_id", "_day"], "left")
+    b = b.withColumn("reason", F.coalesce(quarantine_reason(b), bot_reason(ua_patterns)))
+    silver = silver_rows(b.where(F.col("reason").isNull()))
     first = Window.partitionBy("event_id").orderBy("ingested_at", "source_file")
     silver = silver.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
-    return silver, quarantine
+    return silver, quarantine_rows(b)

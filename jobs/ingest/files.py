@@ -7,14 +7,25 @@ import zlib
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from pyspark.sql import DataFrame
 
 FILE_CHECK_SCHEMA = "source_file string, bytes long, newlines long, file_error string"
 
 
+def check_parquet(content: bytes) -> tuple[int, str | None]:
+    """(rows, error or None) of a Parquet file, from its footer."""
+    try:
+        return pq.ParquetFile(pa.BufferReader(content)).metadata.num_rows, None
+    except (pa.ArrowException, OSError) as exc:
+        return 0, f"corrupt_parquet: {exc}"
+
+
 def check_file(name: str, content: bytes) -> tuple[int, str | None]:
-    """(newline count, error or None) of one raw file; gzip is verified to its end (CRC and
-    length), other files are counted as they are."""
+    """(line count, error or None) of one raw file; gzip is verified to its end (CRC and
+    length), Parquet by its footer (a row is a line), other files are counted as they are."""
+    if name.endswith(".parquet"):
+        return check_parquet(content)
     if not name.endswith(".gz"):
         return content.count(b"\n") + (1 if content and not content.endswith(b"\n") else 0), None
     newlines, last = 0, b"\n"

@@ -4,19 +4,20 @@ duplicate and late deliveries land once, bad rows quarantined with a reason."""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cache import cached
+from jobs.config import ArrivalDate
 from jobs.ingest.crm import CRM_SCHEMA, crm_to_bronze, split_crm
-from jobs.ingest.events import busy_cookie_days, split_bronze, to_bronze
+from jobs.ingest.events import busy_cookie_days, split_bronze
 from jobs.ingest.files import check_files
+from jobs.ingest.formats import parse, snowplow
+from jobs.ingest.sources import LAYOUTS, Source, arrival_day, arrival_day_column, sources
 from jobs.lake import Lake
 from jobs.report import JobReport, say
-
-DT = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 
 
 def _add(d: dict[str, int], key: str, n: int) -> None:
@@ -28,7 +29,8 @@ def _merge_insert_new(lake: Lake, df: DataFrame, table: str, on: str) -> int:
         lake.append(df, table)
         return lake.last_write_rows(table)
     target = lake.merge_target(table, df)
-    target.alias("t").merge(df.alias("s"), on).whenNotMatchedInsertAll().execute()
+    merge = target.alias("t").merge(df.alias("s"), on).whenNotMatchedInsertAll()
+    merge.withSchemaEvolution().execute()  # a lake from before a column was added gets it
     return lake.last_write_rows(table)
 
 
@@ -80,124 +82,237 @@ def _file_rows(files: DataFrame, lines: DataFrame, source: str, batch_id: int) -
     )
 
 
-def batch_rows(bronze: DataFrame, names: list[str]) -> DataFrame:
-    """The bronze rows of one batch's files: the partitions of their dates, then the files."""
-    days = sorted({m.group(1) for n in names if (m := DT.search(n))})
-    in_days = F.col("dt").isin(days)
-    if any(not DT.search(n) for n in names):  # a file outside a dt= folder has no date
+def _bad_file_rows(ledger: DataFrame, source: Source) -> DataFrame:
+    """A quarantine row per damaged file, with the lines salvaged from it."""
+    return ledger.where(F.col("file_error").isNotNull()).select(
+        F.regexp_extract("file_error", r"^(\w+)", 1).alias("reason"),
+        F.lit(None).cast("string").alias("event_id"),
+        F.lit(source.name).alias("source"),
+        "source_file",
+        arrival_day_column(F.col("source_file"), source.arrival).alias("dt"),
+        F.concat(
+            "file_error",
+            F.lit(": "),
+            F.col("lines_read").cast("string"),
+            F.lit(" complete lines salvaged"),
+        ).alias("detail"),
+        "ingested_at",
+    )
+
+
+def batch_rows(bronze: DataFrame, names: list[str], arrival: ArrivalDate | None = None):
+    """The bronze rows of one batch's files: the partitions of their arrival days, then the
+    files (``arrival``: how a path gives its day; the native ``dt=`` folders by default)."""
+    arrival = arrival or LAYOUTS["native"][1]
+    days = {arrival_day(n, arrival) for n in names}
+    in_days = F.col("dt").isin(sorted(d for d in days if d))
+    if None in days:  # a file whose path gives no day
         in_days = in_days | F.col("dt").isNull() | (F.col("dt") == "")
     return bronze.where(in_days & F.col("source_file").isin(names))
 
 
-def ingest_events(lake: Lake, source: str, report: JobReport) -> None:
+def _read_lines(spark, paths: list[str]) -> DataFrame:
+    """(value, source_file): the lines of text files, or each row of a Parquet file as one
+    JSON object (GA4's export can be either)."""
+    schema = "value string, source_file string"
+    text = [p for p in paths if not p.endswith(".parquet")]
+    parquet = [p for p in paths if p.endswith(".parquet")]
+    frames = []
+    if text:  # ignoreCorruptFiles salvages the complete lines at a truncated file's head
+        lines = spark.read.option("ignoreCorruptFiles", "true").text(text)
+        frames.append(lines.select("value", _uri("_metadata.file_path").alias("source_file")))
+    if parquet:
+        rows = spark.read.option("ignoreCorruptFiles", "true").option("mergeSchema", "true")
+        rows = rows.parquet(*parquet)
+        value = F.to_json(F.struct(*[F.col(f"`{c}`") for c in rows.columns]))
+        frames.append(
+            rows.select(value.alias("value"), _uri("_metadata.file_path").alias("source_file"))
+        )
+    if not frames:
+        return spark.createDataFrame([], schema)
+    return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+
+
+def _new_lines(lake: Lake, bronze: DataFrame, inserted: int, exploded: bool) -> int:
+    """Lines of the batch that made new silver events. A message listing several products
+    makes several rows: then the batch's first rows are counted in silver (its rows carry the
+    batch's bronze time, and only its new files have it)."""
+    if not exploded:
+        return inserted
+    stamp = bronze.agg(F.max("ingested_at")).first()[0]
+    if stamp is None:
+        return 0
+    mine = lake.read("silver.events").where(F.col("ingested_at") == F.lit(stamp))
+    return mine.where(F.coalesce(F.col("line_item"), F.lit(1)) == 1).count()
+
+
+def ingest_events(lake: Lake, source: Source, report: JobReport) -> None:
     s = lake.settings.ingest
-    spark = lake.spark
-    glob = _raw_glob(lake, source, "*.ndjson.gz")
-    if not _has_files(lake, glob):
-        say(f"[ingest] {source}: no raw files under {glob}")
+    if not _has_files(lake, source.glob):
+        say(f"[ingest] {source.name}: no raw files under {source.glob}")
         return
     stream = (
-        spark.readStream.format("binaryFile")
+        lake.spark.readStream.format("binaryFile")
         .schema("path string, modificationTime timestamp, length long, content binary")
         .option("maxFilesPerTrigger", s.max_files_per_batch)
-        .load(glob)
+        .load(source.glob)
     )
 
     def handle(batch: DataFrame, batch_id: int) -> None:
-        with cached() as keep:
-            files = keep(check_files(batch))
-            listed = files.where(~F.coalesce(F.col("file_error"), F.lit("")).startswith("corrupt"))
-            names = listed.select("source_file", _uri("source_file").alias("name")).collect()
-            paths = [r["source_file"] for r in names]  # names, not data
-            if paths:
-                lines = (
-                    spark.read.option(
-                        "ignoreCorruptFiles", "true"
-                    )  # salvage a truncated file's head
-                    .text(paths)
-                    .select("value", _uri("_metadata.file_path").alias("source_file"))
-                )
-            else:
-                lines = spark.createDataFrame([], "value string, source_file string")
-            bronze = to_bronze(lines, s.default_country, s.max_line_chars).withColumn(
-                "source", F.coalesce("source", F.lit(source))
-            )
-            lake.append(bronze, "bronze.events", txn=(f"bronze-{source}", batch_id))
-            # everything after this reads the batch back as bronze holds it (also when an earlier
-            # attempt committed it): column-pruned Parquet, not a cache of millions of wide rows
-            bronze = batch_rows(lake.read("bronze.events"), [r["name"] for r in names])
-            ledger = keep(_file_rows(files, bronze, source, batch_id))
-            lake.append(ledger, "bronze.files", txn=(f"files-{source}", batch_id))
-            # the few busy cookies, found once for both the quarantine and the silver rows
-            busy = keep(busy_cookie_days(bronze, s.max_events_per_cookie_per_day))
-            silver, quarantine = split_bronze(
-                bronze, s.bot_user_agent_patterns, s.max_events_per_cookie_per_day, busy
-            )
-            bad_files = ledger.where(F.col("file_error").isNotNull()).select(
-                F.regexp_extract("file_error", r"^(\w+)", 1).alias("reason"),
-                F.lit(None).cast("string").alias("event_id"),
-                F.lit(source).alias("source"),
-                "source_file",
-                F.regexp_extract("source_file", r"dt=(\d{4}-\d{2}-\d{2})", 1).alias("dt"),
-                F.concat(
-                    "file_error",
-                    F.lit(": "),
-                    F.col("lines_read").cast("string"),
-                    F.lit(" complete lines salvaged"),
-                ).alias("detail"),
-                "ingested_at",
-            )
-            quarantine = keep(quarantine.unionByName(bad_files))
-            lake.append(quarantine, "silver.quarantine", txn=(f"quarantine-{source}", batch_id))
-            by_reason = {
-                r["reason"]: r["n"]
-                for r in quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()
-            }
-            inserted = _merge_insert_new(
-                lake,
-                silver,
-                "silver.events",
-                "t.event_id = s.event_id AND t.event_date = s.event_date",
-            )
-            tally = ledger.agg(
-                F.count("*").alias("files"),
-                F.sum("lines_read").alias("lines"),
-                F.sum(
-                    F.when(F.col("file_error").isNull(), F.col("newlines") - F.col("lines_read"))
-                ).alias("unread"),
-                F.sum(F.col("file_error").isNotNull().cast("int")).alias("bad_files"),
-            ).first()
-            n_lines = tally["lines"] or 0
-            if tally["unread"]:
-                raise IngestConsistencyError(
-                    f"{source} batch {batch_id}: {tally['unread']} lines counted in intact files "
-                    "were not read: refusing to publish a partial batch"
-                )
-            n_bad_files = tally["bad_files"] or 0
-            n_quarantined = sum(by_reason.values()) - n_bad_files
-            duplicates = n_lines - n_quarantined - inserted
-            _add(report.read, f"{source}_files", tally["files"])
-            _add(report.read, f"{source}_lines", n_lines)
-            _add(report.written, "silver.events", inserted)
-            _add(report.written, "silver.quarantine", sum(by_reason.values()))
-            for reason, n in by_reason.items():
-                _add(report.dropped, reason, n)
-            _add(report.dropped, "duplicate_event", duplicates)
-            for row in (
-                bronze.where(F.col("extra_fields").isNotNull())
-                .select(F.explode(F.map_keys("extra_fields")).alias("f"))
-                .groupBy("f")
-                .count()
-                .collect()
-            ):
-                report.facts[f"new field in {source} events: {row['f']}"] = row["count"]
-            say(
-                f"[ingest] {source} batch {batch_id}: {tally['files']} files, {n_lines:,} lines = "
-                f"{inserted:,} new + {n_quarantined:,} quarantined + {duplicates:,} duplicates"
-                + (f"; {n_bad_files} damaged files quarantined" if n_bad_files else "")
-            )
+        _ingest_batch(lake, source, batch, batch_id, report)
 
-    _run_stream(lake, stream, source, handle)
+    _run_stream(lake, stream, source.name, handle)
+
+
+def _ingest_batch(
+    lake: Lake, source: Source, batch: DataFrame, batch_id: int, report: JobReport
+) -> None:
+    s = lake.settings.ingest
+    with cached() as keep:
+        files = keep(check_files(batch))
+        listed = files.where(~F.coalesce(F.col("file_error"), F.lit("")).startswith("corrupt"))
+        names = listed.select("source_file", _uri("source_file").alias("name")).collect()
+        lines = _read_lines(lake.spark, [r["source_file"] for r in names])
+        bronze = parse(lines, source, s)
+        txn = (f"bronze-{source.name}", batch_id)
+        lake.append(bronze, "bronze.events", txn=txn, merge_schema=True)
+        # everything after this reads the batch back as bronze holds it (also when an earlier
+        # attempt committed it): column-pruned Parquet, not a cache of millions of wide rows
+        uris = [r["name"] for r in names]
+        bronze = batch_rows(lake.read("bronze.events"), uris, source.arrival)
+        ledger = keep(_file_rows(files, bronze, source.name, batch_id))
+        lake.append(ledger, "bronze.files", txn=(f"files-{source.name}", batch_id))
+        # the few busy cookies, found once for both the quarantine and the silver rows
+        busy = keep(busy_cookie_days(bronze, s.max_events_per_cookie_per_day))
+        silver, quarantine = split_bronze(
+            bronze, s.bot_user_agent_patterns, s.max_events_per_cookie_per_day, busy
+        )
+        quarantine = keep(quarantine.unionByName(_bad_file_rows(ledger, source)))
+        txn = (f"quarantine-{source.name}", batch_id)
+        lake.append(quarantine, "silver.quarantine", txn=txn)
+        by_reason = {
+            r["reason"]: r["n"]
+            for r in quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()
+        }
+        inserted = _merge_insert_new(
+            lake, silver, "silver.events", "t.event_id = s.event_id AND t.event_date = s.event_date"
+        )
+        tally = _tally(ledger)
+        if tally["unread"]:
+            raise IngestConsistencyError(
+                f"{source.name} batch {batch_id}: {tally['unread']} lines counted in intact "
+                "files were not read: refusing to publish a partial batch"
+            )
+        new = _new_lines(lake, bronze, inserted, source.format != "native")
+        counts = BatchCounts(tally["files"], tally["lines"] or 0, tally["bad_files"] or 0, new)
+        _report_batch(report, source, batch_id, counts, by_reason, inserted)
+        _warn_if_foreign(report, source, counts, by_reason, quarantine)
+        _report_new_fields(report, source, bronze)
+
+
+def _tally(ledger: DataFrame):
+    return ledger.agg(
+        F.count("*").alias("files"),
+        F.sum("lines_read").alias("lines"),
+        F.sum(F.when(F.col("file_error").isNull(), F.col("newlines") - F.col("lines_read"))).alias(
+            "unread"
+        ),
+        F.sum(F.col("file_error").isNotNull().cast("int")).alias("bad_files"),
+    ).first()
+
+
+@dataclass(frozen=True)
+class BatchCounts:
+    files: int
+    lines: int
+    bad_files: int
+    new_lines: int
+
+
+def _report_batch(
+    report: JobReport,
+    source: Source,
+    batch_id: int,
+    counts: BatchCounts,
+    by_reason: dict[str, int],
+    inserted: int,
+) -> None:
+    """The count equation, per batch: lines = new + quarantined + duplicates."""
+    name = source.name
+    quarantined = sum(by_reason.values()) - counts.bad_files
+    duplicates = counts.lines - quarantined - counts.new_lines
+    _add(report.read, f"{name}_files", counts.files)
+    _add(report.read, f"{name}_lines", counts.lines)
+    _add(report.written, "silver.events", inserted)
+    _add(report.written, "silver.quarantine", sum(by_reason.values()))
+    for reason, n in by_reason.items():
+        _add(report.dropped, reason, n)
+    _add(report.dropped, "duplicate_event", duplicates)
+    if inserted != counts.new_lines:
+        _add(report.facts, f"{name}: extra rows for listed products", inserted - counts.new_lines)
+    say(
+        f"[ingest] {name} batch {batch_id}: {counts.files} files, {counts.lines:,} lines = "
+        f"{counts.new_lines:,} new + {quarantined:,} quarantined + {duplicates:,} duplicates"
+        + (f"; {inserted:,} silver rows" if inserted != counts.new_lines else "")
+        + (f"; {counts.bad_files} damaged files quarantined" if counts.bad_files else "")
+    )
+
+
+FOREIGN_SHARE = 0.5  # a batch with more of its lines quarantined is likely in another format
+
+
+def _warn_if_foreign(
+    report: JobReport,
+    source: Source,
+    counts: BatchCounts,
+    by_reason: dict[str, int],
+    quarantine: DataFrame,
+) -> None:
+    """Most lines quarantined: say so loudly, with the reason and the files most affected
+    (a file in the wrong format for its source, a tracker that changed)."""
+    quarantined = sum(by_reason.values()) - counts.bad_files
+    if not counts.lines or quarantined / counts.lines < FOREIGN_SHARE:
+        return
+    reason = max(by_reason, key=by_reason.get)
+    files = [
+        r["source_file"]
+        for r in quarantine.groupBy("source_file")
+        .count()
+        .orderBy(F.desc("count"))
+        .limit(3)
+        .collect()
+    ]
+    text = (
+        f"{quarantined:,} of {counts.lines:,} lines quarantined, most as {reason}: are these "
+        f"files in the {source.format} format? e.g. {', '.join(files)}"
+    )
+    report.facts[f"WARNING {source.name}"] = text
+    say(f"[ingest] WARNING {source.name}: {text}")
+
+
+MAX_FIELD_NAMES = 20
+EXPECTED_EXTRA = {"snowplow": snowplow.KEPT}  # fields a format keeps aside on purpose
+
+
+def _report_new_fields(report: JobReport, source: Source, bronze: DataFrame) -> None:
+    """Fields no mapping knows (a tracker's own properties, a field added to the schema),
+    counted per name, the most frequent first."""
+    expected = EXPECTED_EXTRA.get(source.format, [])
+    fields = (
+        bronze.where(F.col("extra_fields").isNotNull())
+        .select(F.explode(F.map_keys("extra_fields")).alias("f"))
+        .where(~F.col("f").isin(expected))
+        .groupBy("f")
+        .count()
+        .orderBy(F.desc("count"), "f")
+        .limit(MAX_FIELD_NAMES + 1)
+        .collect()
+    )
+    for row in fields[:MAX_FIELD_NAMES]:
+        key = f"new field in {source.name} events: {row['f']}"
+        report.facts[key] = report.facts.get(key, 0) + row["count"]
+    if len(fields) > MAX_FIELD_NAMES:
+        report.facts[f"new fields in {source.name} events"] = f"more than {MAX_FIELD_NAMES}"
 
 
 class IngestConsistencyError(RuntimeError):
@@ -251,8 +366,8 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
 
 
 def run(lake: Lake, report: JobReport) -> None:
-    for source in lake.settings.ingest.sources:
-        with report.step(f"ingest {source}"):
+    for source in sources(lake.settings):
+        with report.step(f"ingest {source.name} ({source.format})"):
             ingest_events(lake, source, report)
     with report.step("ingest crm"):
         ingest_crm(lake, report)

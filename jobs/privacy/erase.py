@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.activation.identifiers import person_identifiers
-from jobs.identity.graph import blocked_email_hashes
+from jobs.identity.graph import EVENT_IDENTIFIERS, blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.lake import TABLES, Lake, per_table
@@ -28,6 +28,11 @@ ID_TYPES = {  # identifier type -> the column that holds it in events, CRM and i
     "email": "email_sha256",
     "phone": "phone_sha256",
     "crm": "customer_id",
+}
+# every column that holds an identifier of a type (events hold two of some types)
+ID_COLUMNS = {
+    **{c: t for t, c in ID_TYPES.items()},
+    **{c: t for c, t in EVENT_IDENTIFIERS.items()},
 }
 PERSON_COLUMNS = ("person_id", "old_person_id", "new_person_id")
 NODE_COLUMNS = ("node", "src", "dst")
@@ -155,7 +160,7 @@ def row_predicate(
             return col(name).isin(values)
         return F.array_contains(F.col(f"{source}.{SOURCE_PREFIX}{key}"), col(name))
 
-    for kind, name in ID_TYPES.items():
+    for name, kind in ID_COLUMNS.items():
         if name in df.columns and ids.get(kind):
             add(member(name, kind, ids[kind]))
     for name in PERSON_COLUMNS:

@@ -44,13 +44,15 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     conditions = segment_conditions(lake, report)
     sums = [c.name for c in conditions]
     with report.step("aggregate profiles and identifiers"):
+        events = attributed_events(lake, run_date)
+        blocked = blocked_email_hashes(lake.settings.identity.blocked_emails)
         wide = build_profiles(
-            attributed_events(lake, run_date),
+            events,
             person_map,
             crm,
             run_date,
             extra=[
-                *identifier_aggregates(blocked_email_hashes(lake.settings.identity.blocked_emails)),
+                *identifier_aggregates(blocked, events.columns),
                 *event_sums(conditions, run_date),
             ],
         )
