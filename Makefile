@@ -11,7 +11,7 @@ s3-server:
 	@bash infra/scripts/s3-server.sh install
 
 demo: setup
-	.venv/bin/dmp demo
+	.venv/bin/dmp demo --format mix
 
 test: setup s3-server
 	.venv/bin/ruff check .

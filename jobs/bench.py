@@ -7,6 +7,8 @@ The tables are regenerated; whatever the file holds below ``HAND_WRITTEN`` is ke
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import platform
 import re
@@ -205,7 +207,7 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
         lake = Lake(spark, s)
         last = (date(2026, 11, 1) + timedelta(days=days - 1)).isoformat()
         before = (date(2026, 11, 1) + timedelta(days=days - 2)).isoformat()
-        aside = _hold_out_last_day(f"{root}/raw", last, s.ingest.sources)
+        aside = _hold_out_last_day(f"{root}/raw", last, [x.name for x in s.ingest.sources])
         t0 = time.time()
         reports = run_pipeline(lake, before)  # cold: every day but the last
         total = time.time() - t0
@@ -245,12 +247,79 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
             }
         )
         say(f"[bench] {people:,} people done: cold {total:.0f}s, daily {daily_total:.0f}s")
+    small = small_files(
+        spark or get_spark(settings, app_name="dmp-bench"), settings, f"{base}/small-files"
+    )
     peak_driver = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    text = _markdown(results, days, people_scales, peak_driver)
+    text = _markdown(results, days, people_scales, peak_driver) + _small_files_markdown(small)
     with open(out_md + ".tmp", "w") as fh:
         fh.write(with_hand_written(text, out_md))
     os.replace(out_md + ".tmp", out_md)
     return text
+
+
+SMALL_FILES, LINES_PER_FILE = 10_000, 5
+
+
+def write_small_files(raw: str, files: int, lines: int) -> int:
+    """A day of ``files`` small gzipped Segment logs of ``lines`` messages each, laid out as
+    Segment's S3 destination writes them; -> lines written."""
+    day_ms = 1_793_491_200_000  # 2026-11-01
+    folder = f"{raw}/web/segment-logs/GenSmall01/{day_ms}"
+    os.makedirs(folder, exist_ok=True)
+    n = 0
+    for f in range(files):
+        with gzip.open(f"{folder}/{day_ms + f * 1000}.{f:08x}.gz", "wt") as fh:
+            for i in range(lines):
+                ts = f"2026-11-01T{(f // 600) % 24:02d}:{f % 60:02d}:{i:02d}.000Z"
+                msg = {
+                    "type": "track",
+                    "event": "Product Viewed",
+                    "messageId": f"m-{f}-{i}",
+                    "anonymousId": f"a-{f % 997}",
+                    "timestamp": ts,
+                    "properties": {"product_id": f"p{i}", "category": "shoes", "price": 10},
+                    "context": {"library": {"name": "analytics.js"}},
+                }
+                fh.write(json.dumps(msg) + "\n")
+                n += 1
+    return n
+
+
+def small_files(spark, settings: Settings, root: str) -> list[dict]:
+    """Ingest of a day of many small files, per batch limit: by bytes (the shipped default)
+    and by 1,000 files a batch."""
+    from jobs.ingest.sources import with_sources
+    from jobs.lake import Lake
+    from jobs.pipeline import run_job
+
+    out = []
+    for label, limits in (
+        ("by bytes (1 GiB a batch)", {}),
+        ("1,000 files a batch", {"max_files_per_batch": 1000}),
+    ):
+        shutil.rmtree(root, ignore_errors=True)
+        lines = write_small_files(f"{root}/raw", SMALL_FILES, LINES_PER_FILE)
+        storage = settings.storage.model_copy(
+            update={"raw_root": f"{root}/raw", "lake_root": f"{root}/lake"}
+        )
+        s = with_sources(
+            settings.model_copy(update={"storage": storage}),
+            [{"name": "web", "format": "segment"}],
+        )
+        s = s.model_copy(update={"ingest": s.ingest.model_copy(update=limits)})
+        report = run_job(Lake(spark, s), "ingest", "2026-11-01")
+        out.append(
+            {
+                "limit": label,
+                "files": report.read.get("web_files", 0),
+                "lines": lines,
+                "new": report.written.get("silver.events", 0),
+                "seconds": report.seconds,
+            }
+        )
+        say(f"[bench] small files, {label}: {report.seconds:.0f}s")
+    return out
 
 
 def with_hand_written(generated: str, out_md: str) -> str:
@@ -263,6 +332,23 @@ def with_hand_written(generated: str, out_md: str) -> str:
         if HAND_WRITTEN in old:
             kept = old[old.index(HAND_WRITTEN) + len(HAND_WRITTEN) :]
     return generated.rstrip("\n") + "\n\n" + HAND_WRITTEN + (kept or "\n")
+
+
+def _small_files_markdown(rows: list[dict]) -> str:
+    lines = [
+        "",
+        f"## Many small files ({SMALL_FILES:,} gzipped Segment logs of {LINES_PER_FILE} "
+        "messages, one day)",
+        "",
+        "| batch limit | files | lines | new events | ingest | files/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['limit']} | {r['files']:,} | {r['lines']:,} | {r['new']:,} | "
+            f"{r['seconds']:.0f}s | {r['files'] / max(r['seconds'], 1e-9):,.0f} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _ratio(a: float, b: float) -> str:

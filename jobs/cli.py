@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import date, timedelta
@@ -29,6 +30,15 @@ def _date(text: str) -> str:
         raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD, got {text!r}") from None
 
 
+def _formats(text: str) -> dict[str, str]:
+    from jobs.generate.formats import parse_formats
+
+    try:
+        return parse_formats(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dmp", description="Open DMP: Spark jobs for marketing data.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -42,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--days", type=int, default=14)
     g.add_argument("--seed", type=int, default=42)
     g.add_argument("--start", type=_date, default="2026-11-01", help="first day (YYYY-MM-DD)")
+    g.add_argument(
+        "--format",
+        type=_formats,
+        default="native",
+        help="how the raw files are written: native, segment, rudderstack, snowplow, ga4, mix "
+        "(web via Segment, app via Snowplow, email native) or source=format pairs, e.g. "
+        "web=segment,app=ga4; sources.yaml beside raw/ says how to read them",
+    )
     g.add_argument(
         "--out",
         default=None,
@@ -117,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--people", type=int, default=5000)
     d.add_argument("--days", type=int, default=14)
     d.add_argument("--seed", type=int, default=42)
+    d.add_argument(
+        "--format",
+        type=_formats,
+        default="native",
+        help="formats of the generated raw files, as for `dmp generate` (e.g. mix)",
+    )
     return p
 
 
@@ -137,13 +161,18 @@ def cmd_generate(settings, args) -> dict:
         f"generating {args.people:,} people x {args.days} days (seed {args.seed}) into {out}",
         file=sys.stderr,
     )
-    summary = generate(out, args.people, args.days, args.seed, date.fromisoformat(args.start))
+    formats = args.format
+    summary = generate(
+        out, args.people, args.days, args.seed, date.fromisoformat(args.start), formats=formats
+    )
     print(
         f"wrote {summary['lines']:,} raw lines ({summary['events']:,} events, "
         f"{summary['duplicate_deliveries']:,} duplicate deliveries, {summary['late_events']:,} "
         f"late, {summary['malformed_lines']:,} malformed, {summary['bot_events']:,} bot) and "
         f"{summary['crm_rows']:,} CRM rows; ground truth in {out}/truth"
     )
+    if set(formats.values()) != {"native"}:
+        print(f"the raw files are read with the ingest.sources of {out}/sources.yaml")
     return summary
 
 
@@ -160,6 +189,7 @@ def cmd_demo(settings, args) -> None:
         shutil.rmtree(raw, ignore_errors=True)
     args.out, args.start = None, "2026-11-01"
     cmd_generate(settings, args)
+    settings = demo_sources(settings, os.path.dirname(raw.rstrip("/")))
     run_date = (date(2026, 11, 1) + timedelta(days=args.days - 1)).isoformat()
     from jobs.pipeline import run_pipeline
 
@@ -168,6 +198,20 @@ def cmd_demo(settings, args) -> None:
     print_demo_summary(reports, settings)
     print_identity_accuracy(lake, os.path.join(os.path.dirname(raw.rstrip("/")), "truth"))
     print(f"run report          {reports[-1].facts['run report']}")
+
+
+def demo_sources(settings, out: str):
+    """The demo reads the sources its generator wrote (``sources.yaml``), whatever the
+    configuration names."""
+    import yaml
+
+    from jobs.ingest.sources import with_sources
+
+    with open(os.path.join(out, "sources.yaml")) as fh:
+        entries = yaml.safe_load(fh)["ingest"]["sources"]
+    for e in entries:
+        print(f"source {e['name']:<8} {e['format']}", file=sys.stderr)
+    return with_sources(settings, entries)
 
 
 def print_identity_accuracy(lake, truth_dir: str) -> None:

@@ -125,7 +125,11 @@ class IngestSettings(_Strict):
     default_country: str = Field("US", pattern=r"^[A-Z]{2}$")
     max_events_per_cookie_per_day: int = Field(2000, ge=1)
     max_line_chars: int = Field(65_536, ge=100)
-    max_files_per_batch: int = Field(1000, ge=1)
+    # a micro-batch takes new files up to this many bytes (compressed, as stored): collectors
+    # write many small files, and each batch costs seconds whatever its size
+    max_bytes_per_batch: int = Field(1 << 30, ge=1 << 20)
+    # or up to this many files instead, when set
+    max_files_per_batch: int | None = Field(None, ge=1)
 
     @field_validator("sources", mode="before")
     @classmethod

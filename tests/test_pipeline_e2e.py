@@ -18,9 +18,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import yaml
 from pyspark.sql import functions as F
 
 from jobs.generate import generate
+from jobs.generate.formats import parse_formats
+from jobs.ingest.sources import arrival_day, sources, with_sources
 from jobs.lake import Lake
 from jobs.pipeline import run_pipeline
 
@@ -30,10 +33,18 @@ PEOPLE, DAYS, SEED = 500, 10, 11
 RUN_DATE = "2026-11-10"
 
 
+# the web through Segment's S3 logs, the app through Snowplow's enriched events, email native
+FORMATS = parse_formats("mix")
+
+
 @pytest.fixture(scope="module")
 def world(settings, spark, workdir):
     landing = workdir / "landing"
-    summary = generate(str(landing), PEOPLE, DAYS, SEED, date(2026, 11, 1), progress=lambda m: 0)
+    summary = generate(
+        str(landing), PEOPLE, DAYS, SEED, date(2026, 11, 1), progress=lambda m: 0, formats=FORMATS
+    )
+    entries = yaml.safe_load((landing / "sources.yaml").read_text())["ingest"]["sources"]
+    settings = with_sources(settings, entries)
     lake = Lake(spark, settings)
     reports = {r.job: r for r in run_pipeline(lake, RUN_DATE)}
     truth = landing / "truth"
@@ -83,7 +94,11 @@ def test_ingest_counts_match_truth_exactly(world):
         }
     )
     malformed = (
-        q["unparseable_json"] + q["missing_event_id"] + q["invalid_event_ts"] + q["invalid_price"]
+        q["unparseable_json"]
+        + q["wrong_field_count"]  # Snowplow's truncated and non-TSV lines
+        + q["missing_event_id"]
+        + q["invalid_event_ts"]
+        + q["invalid_price"]
     )
     assert malformed == s["malformed_lines"]
     assert q["bot_user_agent"] + q["bot_volume"] == s["bot_events"]
@@ -187,11 +202,24 @@ def cluster_run(request, world, tmp_path_factory):
         proc.wait()
 
 
+def _arrival_days(world, files: list[str]) -> dict[str, str | None]:
+    """The arrival day of each raw file, as its source's layout dates it."""
+    by_root = [(s.root.replace("file://", ""), s.arrival) for s in sources(world["settings"])]
+    out = {}
+    for f in files:
+        local = re.sub("^file:/+", "/", f)
+        arrival = next(a for root, a in by_root if local.startswith(root + "/"))
+        out[f] = arrival_day(local, arrival)
+    return out
+
+
 def test_late_events_land_on_their_event_date(world):
     ev = world["lake"].read("silver.events")
-    late = ev.where(
-        ~F.col("source_file").contains(F.concat(F.lit("dt="), F.col("event_date").cast("string")))
+    files = [r[0] for r in ev.select("source_file").distinct().collect()]
+    days = world["lake"].spark.createDataFrame(
+        list(_arrival_days(world, files).items()), "source_file string, arrival string"
     )
+    late = ev.join(days, "source_file").where(F.col("arrival") > F.col("event_date"))
     assert late.count() >= world["summary"]["late_events"] * 0.9  # some are also redelivered
 
 
@@ -597,7 +625,9 @@ def test_pairwise_f1_with_guards_and_the_giant_cluster_without(world):
     unguarded = pairwise_scores(pm, truth)
     largest_off = pm.groupBy("person_id").count().agg({"count": "max"}).first()[0]
     largest_on = lake.read("identity.report").first()["largest_cluster"]
-    assert largest_off > 3 * largest_on
+    # 26 against 8 on the native world of this seed, 22 against 8 on its mixed one (Snowplow's
+    # identify event carries no phone, so fewer phones glue people)
+    assert largest_off > 2 * largest_on
     assert unguarded["precision"] < guarded["precision"] - 0.1, (unguarded, guarded)
 
 
@@ -744,7 +774,7 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     assert json.loads(row["rows_deleted"])["silver.events"] == their_events
     # the landing zone no longer holds their email or their ids
     raw_root = settings.resolve(settings.storage.raw_root)
-    for path in glob.glob(os.path.join(raw_root, "*", "dt=*", "*")):
+    for path in [p for p in glob.glob(f"{raw_root}/**/*", recursive=True) if os.path.isfile(p)]:
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rt") as fh:
             text = fh.read().lower()
@@ -848,8 +878,12 @@ def test_retention_keeps_exactly_the_configured_days(world):
     assert lake.read("silver.events").where(F.col("event_date") < cutoff).count() == 0
     assert lake.read("bronze.events").count() == bronze_keep
     raw = world["settings"].resolve(world["settings"].storage.raw_root)
-    days_left = {os.path.basename(p)[3:] for p in glob.glob(os.path.join(raw, "*", "dt=*"))}
-    assert days_left and min(days_left) >= cutoff
+    left = [p for p in glob.glob(f"{raw}/*/**/*", recursive=True) if os.path.isfile(p)]
+    events = [p for p in left if "/crm/" not in p]
+    days_left = set(_arrival_days(world, events).values())
+    days_left |= {re.search(r"dt=([0-9-]+)", p).group(1) for p in left if "/crm/" in p}
+    assert days_left and min(days_left) >= cutoff and None not in days_left
+    assert report.dropped[f"raw files before {cutoff}"] > 0
     assert lake.read("privacy.retention").where(F.col("run_date") == RUN_DATE).count() == 3
 
 

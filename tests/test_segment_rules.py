@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from jobs.config import ConfigError
-from jobs.segments.rules import all_conditions, evaluate, event_sums, load_segments
+from jobs.segments.rules import (
+    all_conditions,
+    evaluate,
+    event_sums,
+    load_segments,
+    unseen_values,
+)
 
 from .segment_fixtures import events_frame
 
@@ -128,3 +134,28 @@ def test_rules_compile_to_the_hand_computed_members(spark, tmp_path):
     for f in gone:
         f.unlink()
     assert members(spark.read.format("delta").load(str(table))) == expected
+
+
+def test_a_filter_value_no_event_has_warns_with_the_closest_names(tmp_path):
+    (tmp_path / "s.yaml").write_text(
+        "segments:\n"
+        "  buyers:\n"
+        "    rule: {events: {type: purchse, within_days: 7, count: {gte: 1}}}\n"
+        "  coats:\n"
+        "    rule: {events: {type: [product_view, Video Played], category: Winter_Coats,"
+        " within_days: 7, count: {gte: 1}}}\n"
+    )
+    segments = load_segments(tmp_path)
+    known = {
+        "type": {"purchase", "product_view", "page_view", "Video Played"},
+        "category": {"winter_coats", "shoes"},
+    }
+    warnings = unseen_values(segments, known)
+    assert warnings == [
+        "segment 'buyers': no event has type 'purchse' (closest known: purchase)",
+        "segment 'coats': no event has category 'Winter_Coats' (closest known: winter_coats)",
+    ]
+    assert (
+        unseen_values(segments, {"type": known["type"] | {"purchse"}, "category": {"Winter_Coats"}})
+        == []
+    )

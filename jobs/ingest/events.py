@@ -265,6 +265,9 @@ def split_bronze(
     b = b.join(F.broadcast(busy), ["anonymous_id", "_day"], "left")
     b = b.withColumn("reason", F.coalesce(quarantine_reason(b), bot_reason(ua_patterns)))
     silver = silver_rows(b.where(F.col("reason").isNull()))
-    first = Window.partitionBy("event_id").orderBy("ingested_at", "source_file")
+    # the first delivery wins; two different events sent under one id keep the earlier one
+    first = Window.partitionBy("event_id").orderBy(
+        "ingested_at", "source_file", "event_ts", "event_type", "anonymous_id"
+    )
     silver = silver.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
     return silver, quarantine_rows(b)

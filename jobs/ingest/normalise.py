@@ -17,6 +17,15 @@ from pyspark.sql import functions as F
 
 EMAIL_PATTERN = r"^[a-z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-z0-9-]+(\.[a-z0-9-]+)+$"
 SHA256_HEX = r"^[0-9a-f]{64}$"
+# what an email or a phone number looks like inside text (the PII scanner's shapes too)
+EMAIL_SHAPE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
+PHONE_SHAPE = (
+    r"(?<![\w+-])("
+    r"(\+|00)[1-9]\d{0,2}[ .-]?\(?\d{1,4}\)?([ .-]?\d{2,4}){2,4}"  # international
+    r"|\(\d{3}\) ?\d{3}[ .-]\d{4}"  # (555) 123-4567
+    r"|\d{3}[ .-]\d{3}[ .-]\d{4}"  # 555-123-4567
+    r")(?![\w-])"
+)
 CALLING_CODES = {
     "US": "1",
     "CA": "1",

@@ -133,6 +133,21 @@ def _read_lines(spark, paths: list[str]) -> DataFrame:
     return frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
 
 
+BYTES_PER_PARTITION = 16 << 20  # compressed: some 150 MB of text
+
+
+def _fewer_partitions(lines: DataFrame, total_bytes: int) -> DataFrame:
+    """Many small files read as one partition per few files (Spark counts 4 MB of opening
+    cost per file) would make as many tasks and as many small bronze files; a batch's lines
+    need no more partitions than their size asks for, and at least one per core."""
+    wanted = max(
+        lines.sparkSession.sparkContext.defaultParallelism, -(-total_bytes // BYTES_PER_PARTITION)
+    )
+    if lines.rdd.getNumPartitions() > wanted:
+        return lines.coalesce(wanted)
+    return lines
+
+
 def _new_lines(lake: Lake, bronze: DataFrame, inserted: int, exploded: bool) -> int:
     """Lines of the batch that made new silver events. A message listing several products
     makes several rows: then the batch's first rows are counted in silver (its rows carry the
@@ -151,10 +166,15 @@ def ingest_events(lake: Lake, source: Source, report: JobReport) -> None:
     if not _has_files(lake, source.glob):
         say(f"[ingest] {source.name}: no raw files under {source.glob}")
         return
+    limit = (
+        ("maxFilesPerTrigger", s.max_files_per_batch)
+        if s.max_files_per_batch
+        else ("maxBytesPerTrigger", s.max_bytes_per_batch)
+    )
     stream = (
         lake.spark.readStream.format("binaryFile")
         .schema("path string, modificationTime timestamp, length long, content binary")
-        .option("maxFilesPerTrigger", s.max_files_per_batch)
+        .option(*limit)
         .load(source.glob)
     )
 
@@ -171,8 +191,9 @@ def _ingest_batch(
     with cached() as keep:
         files = keep(check_files(batch))
         listed = files.where(~F.coalesce(F.col("file_error"), F.lit("")).startswith("corrupt"))
-        names = listed.select("source_file", _uri("source_file").alias("name")).collect()
+        names = listed.select("source_file", _uri("source_file").alias("name"), "bytes").collect()
         lines = _read_lines(lake.spark, [r["source_file"] for r in names])
+        lines = _fewer_partitions(lines, sum(r["bytes"] for r in names))
         bronze = parse(lines, source, s)
         txn = (f"bronze-{source.name}", batch_id)
         lake.append(bronze, "bronze.events", txn=txn, merge_schema=True)
@@ -259,6 +280,7 @@ def _report_batch(
 
 
 FOREIGN_SHARE = 0.5  # a batch with more of its lines quarantined is likely in another format
+READ_FINE = {"bot_user_agent", "bot_volume"}  # lines read well, kept out for what they are
 
 
 def _warn_if_foreign(
@@ -270,18 +292,13 @@ def _warn_if_foreign(
 ) -> None:
     """Most lines quarantined: say so loudly, with the reason and the files most affected
     (a file in the wrong format for its source, a tracker that changed)."""
-    quarantined = sum(by_reason.values()) - counts.bad_files
+    unread = {r: n for r, n in by_reason.items() if r not in READ_FINE}
+    quarantined = sum(unread.values()) - counts.bad_files
     if not counts.lines or quarantined / counts.lines < FOREIGN_SHARE:
         return
-    reason = max(by_reason, key=by_reason.get)
-    files = [
-        r["source_file"]
-        for r in quarantine.groupBy("source_file")
-        .count()
-        .orderBy(F.desc("count"))
-        .limit(3)
-        .collect()
-    ]
+    reason = max(unread, key=unread.get)
+    worst = quarantine.where(~F.col("reason").isin(*READ_FINE)).groupBy("source_file").count()
+    files = [r["source_file"] for r in worst.orderBy(F.desc("count")).limit(3).collect()]
     text = (
         f"{quarantined:,} of {counts.lines:,} lines quarantined, most as {reason}: are these "
         f"files in the {source.format} format? e.g. {', '.join(files)}"

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
-from jobs.config import ArrivalDate, Settings, SourceSettings
+from jobs.config import ArrivalDate, IngestSettings, Settings, SourceSettings
 
 RUDDER_DAY = r"(\d{2}-\d{2}-\d{4}|\d{4}-\d{2}-\d{2})"
 LAYOUTS: dict[str, tuple[str, ArrivalDate]] = {
@@ -80,6 +80,12 @@ def resolve_source(settings: Settings, source: SourceSettings) -> Source:
 
 def sources(settings: Settings) -> list[Source]:
     return [resolve_source(settings, s) for s in settings.ingest.sources]
+
+
+def with_sources(settings: Settings, entries: list[dict]) -> Settings:
+    """``settings`` reading the sources ``entries`` (as ``ingest.sources`` gives them)."""
+    ingest = IngestSettings.model_validate({**settings.ingest.model_dump(), "sources": entries})
+    return settings.model_copy(update={"ingest": ingest})
 
 
 def _day(text: str, fmt: str) -> str | None:

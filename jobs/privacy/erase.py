@@ -326,8 +326,7 @@ def erase(
     files = lines = 0
     if raw_files:
         with report.step("rewrite landing files"):
-            raw = lake.settings.resolve(lake.settings.storage.raw_root)
-            files, lines = erase_raw(spark, raw, ids, lake.settings.ingest.default_country)
+            files, lines = erase_raw(spark, lake.settings, ids)
     audit = {
         "erasure_id": erasure_id,
         "requested_at": requested_at,

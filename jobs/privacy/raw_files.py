@@ -1,10 +1,11 @@
 """Erasure in the landing zone: raw files holding a person's lines are rewritten without them.
 
-Lines are matched the way ingestion reads them (JSON fields, emails and phones normalised and
-hashed by the same functions), so a person is found whatever spelling of their email a file
-used. Only the files that hold a match are rewritten, each under a temporary name and then
-moved over the original; the streaming checkpoint knows the file by its path and does not
-ingest it again."""
+Lines are matched the way ingestion reads them: each source's lines go through its own
+format's mapping (``jobs/ingest/formats``), so a person is found by the same identifier
+fields, and by the same hashes of their emails and phones, whatever wrote the file and however
+their email was spelled. Customer files are matched as CSV. Only the files that hold a match
+are rewritten, each under a temporary name and then moved over the original; the streaming
+checkpoint knows the file by its path and does not ingest it again."""
 
 from __future__ import annotations
 
@@ -12,12 +13,25 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.activation.files import _fs
+from jobs.config import Settings
 from jobs.ingest.crm import CRM_SCHEMA
-from jobs.ingest.events import RAW_SCHEMA
+from jobs.ingest.formats import parse
+from jobs.ingest.formats.common import CARRY
 from jobs.ingest.normalise import email_hashes, phone_hashes
+from jobs.ingest.sources import Source, sources
 
 CRM_DDL = ", ".join(f"{f} string" for f in CRM_SCHEMA.fieldNames())
 MIN_FREE_TEXT_MATCH = 8  # shorter ids are matched only as whole fields, never inside text
+LINE = CARRY + "line"  # the line (or Parquet row) as it is in the file
+ID_FIELDS = {  # bronze column -> identifier type
+    "anonymous_id": "cookie",
+    "alt_anonymous_id": "cookie",
+    "device_id": "device",
+    "advertising_id": "device",
+    "user_id": "user",
+    "email_sha256": "email",
+    "phone_sha256": "phone",
+}
 
 
 def contains_any(col: Column, values: list[str]) -> Column:
@@ -28,66 +42,133 @@ def contains_any(col: Column, values: list[str]) -> Column:
     return cond
 
 
-def line_matches(ids: dict[str, list[str]], default_country: str) -> Column:
-    """Whether a raw line (event JSON or CRM CSV row in the contract's column order) is about
-    the person: an identifier field equal to one of theirs, an email or phone that hashes to
-    one of theirs, or, for a line that is not JSON, one of their ids inside the text."""
-    j = F.from_json("value", RAW_SCHEMA, {"mode": "PERMISSIVE"})
+def _clear(ids: dict[str, list[str]]) -> list[str]:
+    return [v for t in ("cookie", "device", "user") for v in ids.get(t, [])]
+
+
+def event_matches(ids: dict[str, list[str]]) -> Column:
+    """Whether a bronze row (with the line carried along) is about the person: an identifier
+    field equal to one of theirs, or, for a line that could not be parsed, one of their ids
+    inside its text."""
+    cond = F.lit(False)
+    for column, kind in ID_FIELDS.items():
+        if ids.get(kind):
+            cond = cond | F.coalesce(F.col(column).isin(ids[kind]), F.lit(False))
+    unparsed = F.col("unparsed_line").isNotNull()
+    return cond | (unparsed & contains_any(F.col(LINE).cast("string"), _clear(ids)))
+
+
+def crm_matches(ids: dict[str, list[str]], default_country: str) -> Column:
+    """Whether a CRM CSV line (in the contract's column order) is about the person."""
     c = F.from_csv("value", CRM_DDL)
-    get = ids.get
-    cond = (
-        j.anonymous_id.isin(get("cookie", []))
-        | j.device_id.isin(get("device", []))
-        | j.user_id.isin(get("user", []))
-        | F.trim(c.customer_id).isin(get("crm", []))
+    cond = F.trim(c.customer_id).isin(ids.get("crm", []))
+    cond = cond | email_hashes(c.email)["email_sha256"].isin(ids.get("email", []))
+    phone = phone_hashes(c.phone, F.upper(c.country), default_country)["phone_sha256"]
+    return F.coalesce(cond | phone.isin(ids.get("phone", [])), F.lit(False))
+
+
+def _text(spark: SparkSession, paths: list[str] | str) -> DataFrame:
+    return spark.read.text(paths).select("value", F.col("_metadata.file_path").alias("source_file"))
+
+
+def _event_lines(spark: SparkSession, paths: list[str] | str, parquet: bool) -> DataFrame:
+    """(value, source_file, line): Parquet rows as JSON for the mapping, the row kept whole."""
+    if not parquet:
+        return _text(spark, paths).withColumn(LINE, F.col("value"))
+    rows = spark.read.option("mergeSchema", "true").parquet(
+        *([paths] if isinstance(paths, str) else paths)
     )
-    for raw in (j.email, c.email):
-        cond = cond | email_hashes(raw)["email_sha256"].isin(get("email", []))
-    for raw, country in ((j.phone, j.country), (c.phone, c.country)):
-        hashed = phone_hashes(raw, F.upper(country), default_country)["phone_sha256"]
-        cond = cond | hashed.isin(get("phone", []))
-    not_json = F.expr("try_parse_json(value) IS NULL") & ~F.col("file").endswith(".csv")
-    ids_in_text = contains_any(
-        F.col("value"), [v for t in ("cookie", "device", "user") for v in get(t, [])]
+    whole = F.struct(*[F.col(f"`{c}`") for c in rows.columns])
+    return rows.select(
+        F.to_json(whole).alias("value"),
+        F.col("_metadata.file_path").alias("source_file"),
+        whole.alias(LINE),
     )
-    return F.coalesce(cond, F.lit(False)) | (not_json & ids_in_text)
 
 
-def _read(spark: SparkSession, paths: list[str] | str) -> DataFrame:
-    return spark.read.text(paths).select("value", F.col("_metadata.file_path").alias("file"))
-
-
-def erase_raw(
-    spark: SparkSession, raw_root: str, ids: dict[str, list[str]], default_country: str
-) -> tuple[int, int]:
-    """-> (files rewritten, lines removed)."""
-    fs, root = _fs(spark, raw_root)
-    if not fs.exists(root):
-        return 0, 0
-    everything = _read(spark, f"{raw_root.rstrip('/')}/*/dt=*/*")
-    hit = everything.where(line_matches(ids, default_country))
-    files = [r["file"] for r in hit.select("file").distinct().collect()]
-    removed = 0
-    for path in files:
-        lines = _read(spark, path)
-        keep = lines.where(~line_matches(ids, default_country)).select("value")
-        kept = keep.count()
-        removed += lines.count() - kept
-        _, final = _fs(spark, path)
-        if kept == 0:  # nothing left in the file but the person
-            fs.delete(final, False)
-            continue
-        tmp = f"{path}._erasing"
-        writer = keep.coalesce(1).write.mode("overwrite")
+def _replace(spark: SparkSession, path: str, keep: DataFrame, parquet: bool) -> None:
+    """Write ``keep`` (one column: the lines, or the rows) over the file at ``path``."""
+    fs, final = _fs(spark, path)
+    tmp = f"{path}._erasing"
+    writer = keep.coalesce(1).write.mode("overwrite")
+    if parquet:
+        writer.parquet(tmp)
+    else:
         if path.endswith(".gz"):
             writer = writer.option("compression", "gzip")
         writer.text(tmp)
-        tfs, tmp_p = _fs(spark, tmp)
-        part = next(
-            s.getPath() for s in tfs.listStatus(tmp_p) if s.getPath().getName().startswith("part-")
-        )
+    tfs, tmp_p = _fs(spark, tmp)
+    part = next(
+        s.getPath() for s in tfs.listStatus(tmp_p) if s.getPath().getName().startswith("part-")
+    )
+    fs.delete(final, False)
+    if not fs.rename(part, final):
+        raise OSError(f"could not move the rewritten {path} into place")
+    fs.delete(tmp_p, True)
+
+
+def _rewrite(spark, path: str, lines: DataFrame, hit: Column, parquet: bool) -> int:
+    """Rewrites one file without the lines ``hit`` selects (deletes it if none is left);
+    -> lines removed."""
+    keep = lines.where(~hit)
+    kept = keep.count()
+    removed = lines.count() - kept
+    if kept == 0:  # nothing left in the file but the person
+        fs, final = _fs(spark, path)
         fs.delete(final, False)
-        if not fs.rename(part, final):
-            raise OSError(f"could not move the rewritten {path} into place")
-        fs.delete(tmp_p, True)
-    return len(files), removed
+        return removed
+    body = keep.select(f"{LINE}.*") if parquet else keep.select(F.col(LINE).alias("value"))
+    _replace(spark, path, body, parquet)
+    return removed
+
+
+def erase_source(
+    spark: SparkSession, source: Source, settings: Settings, ids: dict[str, list[str]]
+) -> tuple[int, int]:
+    """-> (files rewritten, lines removed) of one clickstream source."""
+    fs, _ = _fs(spark, source.root)
+    found = fs.globStatus(spark._jvm.org.apache.hadoop.fs.Path(source.glob))
+    paths = [str(s.getPath().toString()) for s in (found or [])]
+    files = lines = 0
+    for parquet in (False, True):
+        group = [p for p in paths if p.endswith(".parquet") == parquet]
+        if not group:
+            continue
+        everything = parse(_event_lines(spark, group, parquet), source, settings.ingest)
+        hits = everything.where(event_matches(ids)).select("source_file").distinct().collect()
+        for path in [r["source_file"] for r in hits]:
+            one = parse(_event_lines(spark, path, parquet), source, settings.ingest)
+            lines += _rewrite(spark, path, one, event_matches(ids), parquet)
+            files += 1
+    return files, lines
+
+
+def erase_crm(
+    spark: SparkSession, settings: Settings, ids: dict[str, list[str]]
+) -> tuple[int, int]:
+    raw = settings.resolve(settings.storage.raw_root).rstrip("/")
+    fs, root = _fs(spark, f"{raw}/crm")
+    if not fs.exists(root):
+        return 0, 0
+    country = settings.ingest.default_country
+    everything = _text(spark, f"{raw}/crm/dt=*/*.csv")
+    hits = everything.where(crm_matches(ids, country)).select("source_file").distinct().collect()
+    removed = 0
+    for path in [r["source_file"] for r in hits]:
+        one = _text(spark, path).withColumn(LINE, F.col("value"))
+        removed += _rewrite(spark, path, one, crm_matches(ids, country), parquet=False)
+    return len(hits), removed
+
+
+def erase_raw(
+    spark: SparkSession, settings: Settings, ids: dict[str, list[str]]
+) -> tuple[int, int]:
+    """-> (files rewritten, lines removed) over every configured source and the CRM files."""
+    files = lines = 0
+    for source in [*sources(settings)]:
+        fs, root = _fs(spark, source.root)
+        if fs.exists(root):
+            f, n = erase_source(spark, source, settings, ids)
+            files, lines = files + f, lines + n
+    f, n = erase_crm(spark, settings, ids)
+    return files + f, lines + n

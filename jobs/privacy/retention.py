@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pyspark.sql import functions as F
 
 from jobs.activation.files import _fs
+from jobs.ingest.sources import LAYOUTS, arrival_day, sources
 from jobs.lake import Lake
 from jobs.report import JobReport
 
@@ -19,22 +20,33 @@ def _cutoff(run_date: str, days: int) -> str:
     return (date.fromisoformat(run_date) - timedelta(days=days)).isoformat()
 
 
-def expire_raw(lake: Lake, cutoff: str) -> int:
-    """Deletes raw_root/<source>/dt=<date>/ folders older than ``cutoff``; -> folders deleted."""
-    root = lake.settings.resolve(lake.settings.storage.raw_root).rstrip("/")
-    fs, p = _fs(lake.spark, root)
-    if not fs.exists(p):
-        return 0
+def _delete_older(lake: Lake, glob: str, arrival, cutoff: str) -> int:
+    """Deletes the files of ``glob`` whose arrival day is before ``cutoff``, then the folders
+    that left empty; -> files deleted."""
+    fs, pattern = _fs(lake.spark, glob)
+    found = fs.globStatus(pattern) or []
     n = 0
-    for source in fs.listStatus(p):
-        if not source.isDirectory():
-            continue
-        for day in fs.listStatus(source.getPath()):
-            name = day.getPath().getName()
-            if name.startswith("dt=") and name[3:] < cutoff:
-                fs.delete(day.getPath(), True)
-                n += 1
+    parents = set()
+    for status in found:
+        day = arrival_day(str(status.getPath().toString()), arrival)
+        if status.isFile() and day is not None and day < cutoff:
+            fs.delete(status.getPath(), False)
+            parents.add(status.getPath().getParent())
+            n += 1
+    for folder in parents:
+        if fs.exists(folder) and len(fs.listStatus(folder)) == 0:
+            fs.delete(folder, False)
     return n
+
+
+def expire_raw(lake: Lake, cutoff: str) -> int:
+    """Deletes the landing files of every source (and the customer files) that arrived before
+    ``cutoff``, as each source's layout dates them; -> files deleted."""
+    raw = lake.settings.resolve(lake.settings.storage.raw_root).rstrip("/")
+    n = 0
+    for source in sources(lake.settings):
+        n += _delete_older(lake, source.glob, source.arrival, cutoff)
+    return n + _delete_older(lake, f"{raw}/crm/dt=*/*", LAYOUTS["native"][1], cutoff)
 
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
@@ -54,7 +66,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     if s.raw_days is not None:
         cutoff = _cutoff(run_date, s.raw_days)
         n = expire_raw(lake, cutoff)
-        report.dropped[f"raw day folders before {cutoff}"] = n
+        report.dropped[f"raw files before {cutoff}"] = n
         rows.append((run_date, "raw", cutoff, n))
     if not rows:
         report.facts["retention"] = (

@@ -9,17 +9,10 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.ingest.normalise import EMAIL_SHAPE, PHONE_SHAPE
 from jobs.lake import TABLES, Lake, per_table
 
-EMAIL = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
-PHONE = (
-    r"(?<![\w+-])("
-    r"(\+|00)[1-9]\d{0,2}[ .-]?\(?\d{1,4}\)?([ .-]?\d{2,4}){2,4}"  # international
-    r"|\(\d{3}\) ?\d{3}[ .-]\d{4}"  # (555) 123-4567
-    r"|\d{3}[ .-]\d{3}[ .-]\d{4}"  # 555-123-4567
-    r")(?![\w-])"
-)
-SHAPES = {"email": EMAIL, "phone": PHONE}
+SHAPES = {"email": EMAIL_SHAPE, "phone": PHONE_SHAPE}
 
 
 def _text_columns(df: DataFrame) -> dict[str, object]:

@@ -72,12 +72,8 @@ def run_checkpoint(context, name: str, df, expectations: list) -> dict:
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     context = _context(lake.settings.resolve(lake.settings.storage.reports_root))
-    checks = {
-        "silver_events": (
-            lake.read("silver.events").where(F.col("event_date") == F.lit(run_date).cast("date")),
-            silver_events_expectations(run_date),
-        ),
-    }
+    events = lake.read("silver.events").where(F.col("event_date") == F.lit(run_date).cast("date"))
+    checks = {"silver_events": (events, silver_events_expectations(run_date, events.columns))}
     if lake.exists("silver.crm"):
         checks["silver_crm"] = (lake.read("silver.crm"), silver_crm_expectations())
     rows = []

@@ -14,6 +14,7 @@ text: user values only ever reach Spark as literals.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import operator
@@ -246,6 +247,32 @@ def _check_refs(name, rule, segments, chain):
 
 def all_conditions(segments: dict[str, Segment]) -> list[EventCondition]:
     return [c for s in segments.values() for c in s.event_conditions]
+
+
+CHECKED_FILTERS = ("type", "category", "source")  # small vocabularies; product ids are many
+
+
+def unseen_values(segments: dict[str, Segment], known: dict[str, set[str]]) -> list[str]:
+    """A warning for each event filter value no event in the lake has, with the closest names
+    it has (a typo such as ``type: purchse`` validates and would match nobody). ``known``:
+    filter -> the values the lake's events have."""
+    warnings = []
+    for seg in segments.values():
+        for cond in seg.event_conditions:
+            for key, values in cond.filters.items():
+                if key not in known:
+                    continue
+                for value in values:
+                    if value in known[key]:
+                        continue
+                    lowered = {k.lower(): k for k in known[key]}
+                    close = difflib.get_close_matches(value.lower(), lowered, n=3, cutoff=0.6)
+                    hint = ", ".join(lowered[c] for c in close) or "none close"
+                    warnings.append(
+                        f"segment {seg.name!r}: no event has {key} {value!r} "
+                        f"(closest known: {hint})"
+                    )
+    return sorted(set(warnings))
 
 
 def condition_values(conditions: list[EventCondition], run_date: str) -> dict[str, Column]:

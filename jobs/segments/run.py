@@ -10,10 +10,18 @@ from jobs.cache import cached
 from jobs.identity.resolve import attributed_sums
 from jobs.lake import Lake
 from jobs.profiles.run import events_until
-from jobs.report import JobReport
+from jobs.report import JobReport, say
 from jobs.segments import history
 from jobs.segments.overlap import overlaps
-from jobs.segments.rules import all_conditions, evaluate, load_segments, sums_fingerprint
+from jobs.segments.rules import (
+    CHECKED_FILTERS,
+    EVENT_FILTERS,
+    all_conditions,
+    evaluate,
+    load_segments,
+    sums_fingerprint,
+    unseen_values,
+)
 
 
 def previous_run(lake: Lake, run_date: str, segments: list[str]) -> str | None:
@@ -147,8 +155,31 @@ def profile_sums(lake: Lake, segments: dict, run_date: str, report: JobReport):
     return None
 
 
+def vocabulary(lake: Lake, segments: dict) -> dict[str, set[str]]:
+    """The values the lake's events have for each event filter the rules use (one pass over
+    those columns of silver.events, whatever the dates)."""
+    used = {k for seg in segments.values() for c in seg.event_conditions for k in c.filters}
+    keys = [k for k in CHECKED_FILTERS if k in used]
+    if not keys:
+        return {}
+    row = (
+        lake.read("silver.events")
+        .agg(*[F.collect_set(EVENT_FILTERS[k]).alias(k) for k in keys])
+        .first()
+    )
+    return {k: set(row[k]) for k in keys}
+
+
+def warn_unseen(lake: Lake, segments: dict, report: JobReport) -> None:
+    for text in unseen_values(segments, vocabulary(lake, segments)):
+        what, _, hint = text.partition(" (")
+        report.facts[f"WARNING {what}"] = hint.rstrip(")")
+        say(f"[segments] WARNING {text}")
+
+
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
     segments = load_segments(lake.settings.resolve(lake.settings.segments_dir))
+    warn_unseen(lake, segments, report)
     sums = profile_sums(lake, segments, run_date, report)
     profiles = lake.read("gold.profiles")
     with report.step(f"evaluate {len(segments)} segments"):

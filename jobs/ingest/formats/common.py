@@ -11,7 +11,15 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.ingest.normalise import email_hashes, google_name, meta_name, phone_hashes, sha256_hex
+from jobs.ingest.normalise import (
+    EMAIL_SHAPE,
+    PHONE_SHAPE,
+    email_hashes,
+    google_name,
+    meta_name,
+    phone_hashes,
+    sha256_hex,
+)
 
 # The text fields of a bronze row (and of the silver row, typed). ``event_name`` is the name the
 # collector gave the event; ``event_type`` the platform's type it maps to (the name itself when
@@ -69,14 +77,33 @@ STRICT_JSON = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
 TS_OUT = "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX"  # how formats other than native write event_ts
 
 
+# free-text fields a URL or a search may carry an email or a phone number in
+FREE_TEXT = ["page", "page_url", "page_title", "referrer", "search_query"]
+FREE_TEXT += ["utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content"]
+
+
+def mask_shapes(text: Column) -> Column:
+    """Emails and phone numbers inside free text (``?email=jane@...`` in a URL), in the PII
+    scanner's shapes, so that a product path's digits stay as they are."""
+    masked = F.regexp_replace(text, EMAIL_SHAPE, "<email>")
+    return F.regexp_replace(masked, PHONE_SHAPE, "<phone>")
+
+
 def mask_pii(text: Column) -> Column:
     """For text kept as it came: blank out anything email- or phone-shaped before storing."""
     return F.regexp_replace(F.regexp_replace(text, EMAIL_LIKE, "<email>"), PHONE_LIKE, "<phone>")
 
 
+CARRY = "_carry_"  # columns of the lines named so ride along to the bronze row
+
+
+def carried(frame: DataFrame) -> list[str]:
+    return [c for c in frame.columns if c.startswith(CARRY)]
+
+
 def checked_lines(lines: DataFrame, max_line_chars: int) -> DataFrame:
     """(value, source_file) -> (source_file, line_error, value: null on a line error,
-    bad_text: the start of a line in error, made valid UTF-8)."""
+    bad_text: the start of a line in error, made valid UTF-8), and the ``CARRY`` columns."""
     valid_utf8 = F.expr("is_valid_utf8(value)")
     # a character is at least one byte: count characters only on lines with that many bytes
     too_long = (F.octet_length("value") > max_line_chars) & (F.length("value") > max_line_chars)
@@ -84,6 +111,7 @@ def checked_lines(lines: DataFrame, max_line_chars: int) -> DataFrame:
     text = F.when(valid_utf8, F.col("value")).otherwise(F.expr("make_valid_utf8(value)"))
     return lines.select(
         "source_file",
+        *carried(lines),
         line_error.alias("line_error"),
         F.when(line_error.isNull(), text).alias("value"),
         F.when(line_error.isNotNull(), F.substring(text, 1, 2000)).alias("bad_text"),
@@ -169,8 +197,13 @@ def bronze(
         "first_name_meta_sha256": sha256_hex(meta_name(first)),
         "last_name_meta_sha256": sha256_hex(meta_name(last)),
     }
+
+    def text(f: str) -> Column:
+        value = fields.get(f, none).cast("string")
+        return (mask_shapes(value) if f in FREE_TEXT else value).alias(f)
+
     return frame.select(
-        *[fields.get(f, none).cast("string").alias(f) for f in EVENT_FIELDS],
+        *[text(f) for f in EVENT_FIELDS],
         *[c.alias(n) for n, c in hashes.items()],
         blank_to_null(email).isNotNull().alias("had_email"),
         blank_to_null(phone).isNotNull().alias("had_phone"),
@@ -183,4 +216,5 @@ def bronze(
         "source_file",
         arrival_day.alias("dt"),
         F.current_timestamp().alias("ingested_at"),
+        *carried(frame),
     )

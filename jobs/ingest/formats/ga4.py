@@ -3,8 +3,8 @@
 null fields are left out) or Parquet (each row read as the same JSON).
 
 - GA4 rows have no event id: it is a hash of what makes an event distinct (stream, user,
-  microsecond time, name, batch indexes and parameters), so an export read twice, or a day
-  exported again, lands once.
+  microsecond time, name, batch indexes and parameters: dbt-ga4's ``event_key`` plus the batch
+  indexes), so an export read twice, or a day exported again, lands once.
 - ``event_timestamp`` (microseconds, UTC) is the event time. ``user_pseudo_id`` -> cookie,
   ``user_id`` -> user, ``device.vendor_id`` -> device, ``device.advertising_id`` -> advertising
   id; ``event_params`` (key + typed value) give the page, session, currency, value and

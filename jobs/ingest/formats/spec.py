@@ -113,7 +113,7 @@ CONTEXT = (
 )
 # platform field -> the property names the spec uses for it, in order
 PROPERTIES = {
-    "product_id": ["product_id", "sku", "id", "productId"],
+    "product_id": ["product_id", "productId", "id", "sku"],  # the database id before the SKU
     "category": ["category"],
     "price": ["price"],
     "quantity": ["quantity"],
@@ -123,6 +123,10 @@ PROPERTIES = {
     "search_query": ["query"],
     "campaign_id": ["campaign_id"],
 }
+# properties about the person (Signed Up sends them): hashed where the platform uses them,
+# never kept in clear among the unmapped fields
+PERSONAL = ["email", "phone", "first_name", "last_name", "firstName", "lastName", "username"]
+PERSONAL += ["birthday", "address", "age", "gender"]
 # the channel a message says it came from -> the platform's source
 CHANNELS = {"browser": "web", "web": "web", "client": "web", "mobile": "app", "server": "server"}
 MOBILE_LIBRARIES = ["ios", "android", "swift", "kotlin", "react-native", "flutter", "xamarin"]
@@ -275,7 +279,7 @@ def to_bronze(
         "last_name": F.coalesce(_trait("lastName"), F.when(F.size(full_name) == 2, full_name[1])),
     }
     consumed = [n for names_ in fields.values() for n in names_]
-    consumed += ["products", "path", "url", "title", "referrer", "email", "phone"]
+    consumed += ["products", "path", "url", "title", "referrer", *PERSONAL]
     bad = ~F.col("is_json") | F.col("line_error").isNotNull()
     return bronze(
         parsed,
