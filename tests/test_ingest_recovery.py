@@ -44,10 +44,10 @@ def test_a_crash_after_the_bronze_write_reruns_to_the_same_lake(
     crashed = _lake(spark, settings, tmp_path / "crashed")
     append = Lake.append
 
-    def crash_after_bronze(self, df, table, txn=None):
+    def crash_after_bronze(self, df, table, txn=None, **options):
         if table == "bronze.files":
             raise RuntimeError("crash after the bronze write")
-        append(self, df, table, txn)
+        append(self, df, table, txn, **options)
 
     monkeypatch.setattr(Lake, "append", crash_after_bronze)
     with pytest.raises(Exception, match="crash after the bronze write"):

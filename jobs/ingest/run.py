@@ -100,6 +100,9 @@ def _bad_file_rows(ledger: DataFrame, source: Source) -> DataFrame:
     )
 
 
+FEW_FILES = 200
+
+
 def batch_rows(bronze: DataFrame, names: list[str], arrival: ArrivalDate | None = None):
     """The bronze rows of one batch's files: the partitions of their arrival days, then the
     files (``arrival``: how a path gives its day; the native ``dt=`` folders by default)."""
@@ -108,7 +111,12 @@ def batch_rows(bronze: DataFrame, names: list[str], arrival: ArrivalDate | None 
     in_days = F.col("dt").isin(sorted(d for d in days if d))
     if None in days:  # a file whose path gives no day
         in_days = in_days | F.col("dt").isNull() | (F.col("dt") == "")
-    return bronze.where(in_days & F.col("source_file").isin(names))
+    rows = bronze.where(in_days)
+    if len(names) <= FEW_FILES:  # Delta skips the data files of other source files
+        return rows.where(F.col("source_file").isin(names))
+    # a filter on thousands of literals costs more than the join (10,000 names: 8.1 s to 1.9 s)
+    wanted = bronze.sparkSession.createDataFrame([(n,) for n in names], "source_file string")
+    return rows.join(F.broadcast(wanted), "source_file", "left_semi")
 
 
 def _read_lines(spark, paths: list[str]) -> DataFrame:
@@ -136,10 +144,17 @@ def _read_lines(spark, paths: list[str]) -> DataFrame:
 BYTES_PER_PARTITION = 16 << 20  # compressed: some 150 MB of text
 
 
+def _batch_bytes(batch: DataFrame) -> int:
+    """The size of a batch's files, from their listing (the files are not read for it)."""
+    return batch.agg(F.sum("length")).first()[0] or 0
+
+
 def _fewer_partitions(lines: DataFrame, total_bytes: int) -> DataFrame:
-    """Many small files read as one partition per few files (Spark counts 4 MB of opening
-    cost per file) would make as many tasks and as many small bronze files; a batch's lines
-    need no more partitions than their size asks for, and at least one per core."""
+    """Many small files are read as one partition per 32 files (Spark counts 4 MB of opening
+    cost per file), which makes as many tasks (each a round trip to Python when the files are
+    checked) and as many small bronze files; a batch needs no more partitions than its size
+    asks for, and at least one per core. 10,000 files of 5 lines: the check took 49 s in 313
+    tasks."""
     wanted = max(
         lines.sparkSession.sparkContext.defaultParallelism, -(-total_bytes // BYTES_PER_PARTITION)
     )
@@ -189,7 +204,7 @@ def _ingest_batch(
 ) -> None:
     s = lake.settings.ingest
     with cached() as keep:
-        files = keep(check_files(batch))
+        files = keep(check_files(_fewer_partitions(batch, _batch_bytes(batch))))
         listed = files.where(~F.coalesce(F.col("file_error"), F.lit("")).startswith("corrupt"))
         names = listed.select("source_file", _uri("source_file").alias("name"), "bytes").collect()
         lines = _read_lines(lake.spark, [r["source_file"] for r in names])
