@@ -61,3 +61,51 @@ def test_a_crash_after_the_bronze_write_reruns_to_the_same_lake(
     for table in ("bronze.files", "silver.events", "silver.quarantine"):
         assert _rows(crashed, table) == _rows(clean, table), table
     assert sum(v for k, v in report.read.items() if k.endswith("_lines")) == lines
+
+
+NEW_COLUMNS = [  # columns bronze and silver gained with the collectors' formats
+    "event_name",
+    "source_name",
+    "alt_anonymous_id",
+    "advertising_id",
+    "page_url",
+    "page_title",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "search_query",
+    "items",
+    "format_error",
+    "first_name_sha256",
+    "last_name_sha256",
+    "first_name_meta_sha256",
+    "last_name_meta_sha256",
+    "line_item",
+]
+
+
+def test_a_lake_written_before_the_formats_gains_their_columns(spark, settings, tmp_path):
+    """bronze.events and silver.events as an older lake holds them (without the columns the
+    formats added): the next ingest appends and merges into them, old rows keep nulls."""
+    landing = tmp_path / "landing"
+    generate(str(landing), 40, 3, 5, date(2026, 11, 1), progress=lambda m: None)
+    later = landing / "raw" / "web" / "dt=2026-11-03"
+    aside = tmp_path / "aside"
+    later.rename(aside)
+    lake = _lake(spark, settings, tmp_path / "lake")
+    run_job(lake, "ingest", RUN_DATE)
+    for table in ("bronze.events", "silver.events"):
+        old = lake.read(table)
+        old = old.drop(*[c for c in NEW_COLUMNS if c in old.columns]).localCheckpoint()
+        lake.overwrite(old, table)
+        assert "source_name" not in lake.read(table).columns
+    before = lake.read("silver.events").count()
+    aside.rename(later)
+    report = run_job(lake, "ingest", RUN_DATE)
+    silver = lake.read("silver.events")
+    assert set(NEW_COLUMNS) - {"items", "format_error"} <= set(silver.columns)
+    assert silver.count() == before + report.written["silver.events"] > before
+    assert silver.where("source_name IS NULL").count() == before

@@ -195,3 +195,73 @@ def test_ties_at_the_same_instant_are_settled_the_same_way_every_run(spark):
         assert got["device_id"] == "dev2"
         said = behaviour(spark.createDataFrame(consent[::order], COLUMNS), "2026-11-15").first()
         assert said["event_consent"] is False
+
+
+def test_only_advertising_ids_are_sent_as_device_ids_and_identify_names_fill_in(spark):
+    """A Segment event's own device id (an IDFV) is never an audience's MADID; a row ingested
+    before advertising ids had their column (no source name) is native, whose device id is one.
+    Names an identify call gave stand in when there is no CRM record."""
+    from jobs.activation.identifiers import person_identifiers
+
+    at = datetime(2026, 11, 3, 12, 0)
+    cols = (
+        "person_id string, event_ts timestamp, source_name string, device_id string, "
+        "advertising_id string, email_sha256 string, email_google_sha256 string, "
+        "email_uid2_sha256 string, phone_sha256 string, phone_digits_sha256 string, "
+        "country string, first_name_sha256 string, last_name_sha256 string, "
+        "first_name_meta_sha256 string, last_name_meta_sha256 string"
+    )
+    rows = [
+        ("p1", at, "web", "IDFV-1", None, None, None, None, None, None, "US", "f", "l", "fm", "lm"),
+        (
+            "p2",
+            at,
+            None,
+            "MAID-2",
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            "US",
+            None,
+            None,
+            None,
+            None,
+        ),
+        (
+            "p3",
+            at,
+            "app",
+            "IDFV-3",
+            "IDFA-3",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "US",
+            None,
+            None,
+            None,
+            None,
+        ),
+    ]
+    got = {
+        r["person_id"]: r.asDict()
+        for r in person_identifiers(spark.createDataFrame(rows, cols), None, None, []).collect()
+    }
+    assert {p: g["device_id"] for p, g in got.items()} == {
+        "p1": None,
+        "p2": "MAID-2",
+        "p3": "IDFA-3",
+    }
+    names = (
+        "first_name_sha256",
+        "last_name_sha256",
+        "first_name_meta_sha256",
+        "last_name_meta_sha256",
+    )
+    assert tuple(got["p1"][n] for n in names) == ("f", "l", "fm", "lm")
+    assert got["p2"]["first_name_sha256"] is None

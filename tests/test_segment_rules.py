@@ -147,7 +147,7 @@ def test_a_filter_value_no_event_has_warns_with_the_closest_names(tmp_path):
     )
     segments = load_segments(tmp_path)
     known = {
-        "type": {"purchase", "product_view", "page_view", "Video Played"},
+        "event_type": {"purchase", "product_view", "page_view", "Video Played"},
         "category": {"winter_coats", "shoes"},
     }
     warnings = unseen_values(segments, known)
@@ -156,6 +156,9 @@ def test_a_filter_value_no_event_has_warns_with_the_closest_names(tmp_path):
         "segment 'coats': no event has category 'Winter_Coats' (closest known: winter_coats)",
     ]
     assert (
-        unseen_values(segments, {"type": known["type"] | {"purchse"}, "category": {"Winter_Coats"}})
+        unseen_values(
+            segments,
+            {"event_type": known["event_type"] | {"purchse"}, "category": {"Winter_Coats"}},
+        )
         == []
     )

@@ -249,23 +249,25 @@ def all_conditions(segments: dict[str, Segment]) -> list[EventCondition]:
     return [c for s in segments.values() for c in s.event_conditions]
 
 
-CHECKED_FILTERS = ("type", "category", "source")  # small vocabularies; product ids are many
+CHECKED_FILTERS = ("event_type", "category", "source")  # small vocabularies, unlike products
 
 
 def unseen_values(segments: dict[str, Segment], known: dict[str, set[str]]) -> list[str]:
     """A warning for each event filter value no event in the lake has, with the closest names
     it has (a typo such as ``type: purchse`` validates and would match nobody). ``known``:
-    filter -> the values the lake's events have."""
+    filtered column (``CHECKED_FILTERS``) -> the values the lake's events have."""
+    rule_key = {column: key for key, column in EVENT_FILTERS.items()}
     warnings = []
     for seg in segments.values():
         for cond in seg.event_conditions:
-            for key, values in cond.filters.items():
-                if key not in known:
+            for column, values in cond.filters.items():
+                if column not in known:
                     continue
+                key = rule_key[column]
                 for value in values:
-                    if value in known[key]:
+                    if value in known[column]:
                         continue
-                    lowered = {k.lower(): k for k in known[key]}
+                    lowered = {k.lower(): k for k in known[column]}
                     close = difflib.get_close_matches(value.lower(), lowered, n=3, cutoff=0.6)
                     hint = ", ".join(lowered[c] for c in close) or "none close"
                     warnings.append(

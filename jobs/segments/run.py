@@ -15,7 +15,6 @@ from jobs.segments import history
 from jobs.segments.overlap import overlaps
 from jobs.segments.rules import (
     CHECKED_FILTERS,
-    EVENT_FILTERS,
     all_conditions,
     evaluate,
     load_segments,
@@ -159,15 +158,11 @@ def vocabulary(lake: Lake, segments: dict) -> dict[str, set[str]]:
     """The values the lake's events have for each event filter the rules use (one pass over
     those columns of silver.events, whatever the dates)."""
     used = {k for seg in segments.values() for c in seg.event_conditions for k in c.filters}
-    keys = [k for k in CHECKED_FILTERS if k in used]
-    if not keys:
+    columns = [k for k in CHECKED_FILTERS if k in used]
+    if not columns:
         return {}
-    row = (
-        lake.read("silver.events")
-        .agg(*[F.collect_set(EVENT_FILTERS[k]).alias(k) for k in keys])
-        .first()
-    )
-    return {k: set(row[k]) for k in keys}
+    row = lake.read("silver.events").agg(*[F.collect_set(c).alias(c) for c in columns]).first()
+    return {c: set(row[c]) for c in columns}
 
 
 def warn_unseen(lake: Lake, segments: dict, report: JobReport) -> None:
