@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pyspark.sql import functions as F
 
 from jobs.config import SourceSettings
 from jobs.identity.components import connected_components
@@ -423,3 +424,23 @@ def test_one_login_seen_by_segment_and_snowplow_is_one_person(spark, settings):
     ]
     assert len({comp[n] for n in nodes}) == 1, comp
     assert s2["a1"]["source"] == "app"
+
+
+def test_urls_lose_emails_and_phones_in_the_scanners_shapes_and_keep_the_rest(spark):
+    from jobs.ingest.formats.common import mask_shapes
+    from jobs.privacy.scan import scan_frame
+
+    texts = {
+        "https://shop.example.com/p/1234567890?ref=home": None,  # a product path's digits stay
+        "/checkout?email=Jane.Doe%40x.com&e=jane.doe@example.com": (
+            "/checkout?email=Jane.Doe%40x.com&e=<email>"
+        ),
+        "/call?n=+33 6 12 34 56 78&x=1": "/call?n=<phone>&x=1",
+        "/us?phone=(555) 123-4567": "/us?phone=<phone>",
+        "/order/555-123-4567": "/order/<phone>",
+        "Spring sale 2026": None,
+    }
+    df = spark.createDataFrame([(t,) for t in texts], "text string")
+    got = [r[0] for r in df.select(mask_shapes(F.col("text"))).collect()]
+    assert got == [want or text for text, want in texts.items()]
+    assert scan_frame(spark.createDataFrame([(g,) for g in got], "text string"), "urls") == []

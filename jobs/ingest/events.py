@@ -209,8 +209,11 @@ def _text(name: str) -> Column:
     return F.when(F.trim(F.col(name)) != "", F.col(name)).alias(name)
 
 
-def silver_rows(good: DataFrame) -> DataFrame:
-    return line_items(good).select(
+def silver_rows(good: DataFrame, items: bool = True) -> DataFrame:
+    """Typed silver rows of the accepted bronze rows; ``items``: whether any message may list
+    products (the native format never does, and spares itself the explode)."""
+    rows = line_items(good) if items else good.withColumn("line_item", F.lit(None))
+    return rows.select(
         "event_id",
         "event_type",
         F.coalesce("event_name", "event_type").alias("event_name"),
@@ -254,17 +257,22 @@ def silver_rows(good: DataFrame) -> DataFrame:
 
 
 def split_bronze(
-    bronze: DataFrame, ua_patterns: list[str], max_per_day: int, busy: DataFrame | None = None
+    bronze: DataFrame,
+    ua_patterns: list[str],
+    max_per_day: int,
+    busy: DataFrame | None = None,
+    items: bool = True,
 ) -> tuple[DataFrame, DataFrame]:
     """bronze -> (silver rows, quarantine rows with a reason). Deduplicated on event_id.
-    ``busy``: ``busy_cookie_days(bronze, max_per_day)``, if the caller keeps it for both."""
+    ``busy``: ``busy_cookie_days(bronze, max_per_day)``, if the caller keeps it for both;
+    ``items``: whether a message may list products (not in the native format)."""
     busy = busy_cookie_days(bronze, max_per_day) if busy is None else busy
     if "source_name" not in bronze.columns:  # a bronze row from before sources were named
         bronze = bronze.withColumn("source_name", F.col("source"))
     b = typed_columns(bronze).withColumn("_day", F.to_date("_ts"))
     b = b.join(F.broadcast(busy), ["anonymous_id", "_day"], "left")
     b = b.withColumn("reason", F.coalesce(quarantine_reason(b), bot_reason(ua_patterns)))
-    silver = silver_rows(b.where(F.col("reason").isNull()))
+    silver = silver_rows(b.where(F.col("reason").isNull()), items)
     # the first delivery wins; two different events sent under one id keep the earlier one
     first = Window.partitionBy("event_id").orderBy(
         "ingested_at", "source_file", "event_ts", "event_type", "anonymous_id"

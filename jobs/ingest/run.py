@@ -30,7 +30,9 @@ def _merge_insert_new(lake: Lake, df: DataFrame, table: str, on: str) -> int:
         return lake.last_write_rows(table)
     target = lake.merge_target(table, df)
     merge = target.alias("t").merge(df.alias("s"), on).whenNotMatchedInsertAll()
-    merge.withSchemaEvolution().execute()  # a lake from before a column was added gets it
+    if set(df.columns) - set(target.toDF().columns):  # a lake from before a column was added
+        merge = merge.withSchemaEvolution()
+    merge.execute()
     return lake.last_write_rows(table)
 
 
@@ -221,7 +223,11 @@ def _ingest_batch(
         # the few busy cookies, found once for both the quarantine and the silver rows
         busy = keep(busy_cookie_days(bronze, s.max_events_per_cookie_per_day))
         silver, quarantine = split_bronze(
-            bronze, s.bot_user_agent_patterns, s.max_events_per_cookie_per_day, busy
+            bronze,
+            s.bot_user_agent_patterns,
+            s.max_events_per_cookie_per_day,
+            busy,
+            items=source.format != "native",
         )
         quarantine = keep(quarantine.unionByName(_bad_file_rows(ledger, source)))
         txn = (f"quarantine-{source.name}", batch_id)
