@@ -130,6 +130,9 @@ class IngestSettings(_Strict):
     max_bytes_per_batch: int = Field(1 << 30, ge=1 << 20)
     # or up to this many files instead, when set
     max_files_per_batch: int | None = Field(None, ge=1)
+    # a source that sends no session id (Segment's) gets one per cookie, a new session after
+    # this long without an event (GA4's default and Segment's dbt package's)
+    session_timeout_minutes: int = Field(30, ge=1)
 
     @field_validator("sources", mode="before")
     @classmethod

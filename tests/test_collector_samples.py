@@ -20,6 +20,7 @@ from jobs.identity.graph import build_edges
 from jobs.ingest.events import split_bronze
 from jobs.ingest.formats import parse
 from jobs.ingest.formats.snowplow import FIELDS
+from jobs.ingest.formats.spec import SESSIONLESS
 from jobs.ingest.sources import resolve_source
 
 FIXTURES = Path(__file__).parent / "fixtures" / "collectors"
@@ -39,7 +40,8 @@ def ingest(spark, settings, fmt: str, lines: list[str], path: str, **options):
     source = resolve_source(settings, SourceSettings(name="samples", format=fmt, **options))
     frame = spark.createDataFrame([(v, path) for v in lines], "value string, source_file string")
     bronze = parse(frame, source, settings.ingest).localCheckpoint()
-    silver, quarantine = split_bronze(bronze, ["bot"], 10_000)
+    timeout = settings.ingest.session_timeout_minutes if fmt in SESSIONLESS else None
+    silver, quarantine = split_bronze(bronze, ["bot"], 10_000, session_timeout=timeout)
     return (
         bronze.collect(),
         {r["event_id"]: r.asDict() for r in silver.collect()},
@@ -142,6 +144,41 @@ def test_segment_order_completed_gives_a_row_per_product(spark, settings):
         assert row["revenue"] == p["price"] * p["quantity"]
         assert row["currency"] == "USD"
     assert sum(r["revenue"] for r in rows) == sample["properties"]["revenue"]
+
+
+def test_segment_events_get_sessions_of_30_minutes_without_an_event(spark, settings):
+    """Segment sends no session id: a cookie's events are one session until 30 minutes pass
+    without an event; a session id that a message does carry is kept; email has none."""
+    sent = [  # (message id, cookie, minutes after 10:00, event, session id sent)
+        ("a1", "A", 0, "Product Viewed", None),
+        ("a2", "A", 20, "Product Viewed", None),
+        ("a3", "A", 50, "Product Added", None),  # 30 minutes after a2: still the same session
+        ("a4", "A", 81, "Product Viewed", None),  # 31 minutes: a new one
+        ("b1", "B", 5, "Product Viewed", None),
+        ("e1", "A", 30, "Email Opened", None),
+        ("k1", "C", 0, "Product Viewed", "kept-1"),
+    ]
+    lines = [
+        json.dumps(
+            {
+                "type": "track",
+                "messageId": mid,
+                "anonymousId": cookie,
+                "event": event,
+                "timestamp": f"2026-11-02T{10 + minute // 60:02d}:{minute % 60:02d}:00Z",
+                "context": {"sessionId": session} if session else {},
+            }
+        )
+        for mid, cookie, minute, event, session in sent
+    ]
+    _, silver, quarantine = ingest(spark, settings, "segment", lines, SEGMENT_PATH)
+    assert not quarantine
+    session = {k: r["session_id"] for k, r in silver.items()}
+    assert session["a1"] == session["a2"] == session["a3"] != session["a4"]
+    assert len({session["a1"], session["a4"], session["b1"]}) == 3
+    assert session["e1"] is None and session["k1"] == "kept-1"
+    first_of_a = "A|2026-11-02T10:00:00.000000"
+    assert session["a1"] == "s-" + sha(first_of_a)[:32]
 
 
 def test_rudderstack_examples(spark, settings):

@@ -262,10 +262,13 @@ def split_bronze(
     max_per_day: int,
     busy: DataFrame | None = None,
     items: bool = True,
+    session_timeout: int | None = None,
 ) -> tuple[DataFrame, DataFrame]:
     """bronze -> (silver rows, quarantine rows with a reason). Deduplicated on event_id.
     ``busy``: ``busy_cookie_days(bronze, max_per_day)``, if the caller keeps it for both;
-    ``items``: whether a message may list products (not in the native format)."""
+    ``items``: whether a message may list products (not in the native format);
+    ``session_timeout``: minutes, to give events sent without a session id one
+    (``derived_sessions``)."""
     busy = busy_cookie_days(bronze, max_per_day) if busy is None else busy
     if "source_name" not in bronze.columns:  # a bronze row from before sources were named
         bronze = bronze.withColumn("source_name", F.col("source"))
@@ -278,4 +281,30 @@ def split_bronze(
         "ingested_at", "source_file", "event_ts", "event_type", "anonymous_id"
     )
     silver = silver.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+    if session_timeout is not None:
+        silver = derived_sessions(silver, session_timeout)
     return silver, quarantine_rows(b)
+
+
+def derived_sessions(silver: DataFrame, timeout_minutes: int) -> DataFrame:
+    """A session id for the events of a cookie sent without one (Segment sends none): a new
+    session after ``timeout_minutes`` without an event, its id a hash of the cookie and the
+    session's first event time. Email engagements stay outside sessions. Sessions are found
+    within one batch: one that a batch boundary cuts counts as two."""
+    needs = (
+        F.col("session_id").isNull()
+        & F.col("anonymous_id").isNotNull()
+        & ~F.col("event_type").isin(EMAIL_TYPES)
+    )
+    rows = silver.withColumn("_needs", needs)
+    by_cookie = Window.partitionBy("_needs", "anonymous_id").orderBy("event_ts", "event_id")
+    seconds = F.col("event_ts").cast("long")
+    gap = seconds - F.lag(seconds).over(by_cookie)
+    starts = gap.isNull() | (gap > timeout_minutes * 60)
+    start = F.max(F.when(starts, F.col("event_ts"))).over(
+        by_cookie.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    )
+    key = F.concat_ws("|", "anonymous_id", F.date_format(start, "yyyy-MM-dd'T'HH:mm:ss.SSSSSS"))
+    derived = F.concat(F.lit("s-"), F.substring(F.sha2(key, 256), 1, 32))
+    session = F.when(F.col("_needs"), derived).otherwise(F.col("session_id"))
+    return rows.withColumn("session_id", session).drop("_needs")

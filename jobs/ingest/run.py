@@ -15,6 +15,7 @@ from jobs.ingest.crm import CRM_SCHEMA, crm_to_bronze, split_crm
 from jobs.ingest.events import busy_cookie_days, split_bronze
 from jobs.ingest.files import check_files
 from jobs.ingest.formats import parse, snowplow
+from jobs.ingest.formats.spec import SESSIONLESS
 from jobs.ingest.sources import LAYOUTS, Source, arrival_day, arrival_day_column, sources
 from jobs.lake import Lake
 from jobs.report import JobReport, say
@@ -228,6 +229,7 @@ def _ingest_batch(
             s.max_events_per_cookie_per_day,
             busy,
             items=source.format != "native",
+            session_timeout=s.session_timeout_minutes if source.format in SESSIONLESS else None,
         )
         quarantine = keep(quarantine.unionByName(_bad_file_rows(ledger, source)))
         txn = (f"quarantine-{source.name}", batch_id)

@@ -35,6 +35,10 @@ from jobs.ingest.formats.common import (
     unmapped,
 )
 
+# the formats whose messages may come without a session id (Segment's never carry one;
+# RudderStack's SDKs send ``context.sessionId``)
+SESSIONLESS = ("segment", "rudderstack")
+
 SPEC_EVENTS = {
     # E-commerce spec v2
     "products searched": "search",
