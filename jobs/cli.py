@@ -90,8 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = with_conf(
         sub.add_parser(
             "erase",
-            help="erase a person everywhere: tables, old versions, landing files; queue "
-            "audience removals; audit",
+            help="erase a person everywhere: tables, old versions, published audience "
+            "folders, landing files; queue audience removals; audit",
         )
     )
     e.add_argument(
@@ -275,11 +275,13 @@ def cmd_erase(settings, args) -> int:
     if not identifiers and not args.person_id:
         print("dmp erase: give at least one --identifier or --person-id", file=sys.stderr)
         return 2
-    from jobs.locks import job_lock
+    from jobs.locks import erase_lock
+    from jobs.pipeline import JOBS, MAINTENANCE
 
     lake = _lake(settings)
     today = date.today().isoformat()
-    with job_lock(lake, "erase", today), job_report("erase", today) as report:
+    writers = [*JOBS, *MAINTENANCE]
+    with erase_lock(lake, today, writers), job_report("erase", today) as report:
         audit = erase(lake, report, identifiers, args.person_id, not args.keep_raw_files)
     print(
         f"erasure {audit['erasure_id']}: {audit['persons']} person(s) erased; audit row in "

@@ -208,6 +208,9 @@ class PrivacySettings(_Strict):
 class OpsSettings(_Strict):
     # a job's lock whose owner is not provably alive is taken over after this long
     lock_stale_minutes: int = Field(360, ge=1)
+    # an erasure and the jobs that write the lake wait this long for each other, then give up
+    lock_wait_minutes: float = Field(120, gt=0)
+    lock_poll_seconds: float = Field(5, gt=0)
 
 
 class Settings(_Strict):

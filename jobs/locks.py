@@ -18,8 +18,13 @@ Create-if-absent is ``O_CREAT | O_EXCL`` on a local lake and Hadoop's ``create``
 overwrite elsewhere: atomic on HDFS, and on S3 a PUT with ``If-None-Match`` (S3A's builder
 option ``fs.option.create.conditional.overwrite``, Hadoop 3.4.2+; S3 and MinIO answer 412 to
 the loser).
-A few file operations instead of Delta DML: the lock used to be a MERGE into and a DELETE from
-a Delta table, 3 s per run in a warm JVM and about 10 s in a fresh spark-submit.
+
+An erasure and the jobs that write the lake exclude each other (``writer_lock``, ``erase_lock``):
+an erasure vacuums every table with no retention, which would delete files a concurrent
+writer's commit is about to reference, and rewrites files a concurrent export or ingest reads.
+Each side takes its own lock first, then looks for the other's: whichever looks second sees the
+first, so both never run. A writer that sees an erasure lets its lock go and waits; an erasure
+that sees writers keeps its lock and waits for them to finish, so it is never starved.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from jobs.lake import Lake
+from jobs.report import say
 
 _NAME = re.compile(r"(\d{12})\.(lock|free)")
 
@@ -245,11 +251,68 @@ def release(lake: Lake, key: str, owner: str | None = None) -> int | None:
     return 0 if owner is None else None
 
 
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
+
+
+ERASE = "erase"
+
+
+def _waiting(lake: Lake, what: str, until_free, say) -> None:
+    """Poll until ``until_free()`` is None, saying once what is waited for; LockedError after
+    ``ops.lock_wait_minutes``."""
+    ops = lake.settings.ops
+    deadline = time.monotonic() + ops.lock_wait_minutes * 60
+    told = False
+    while (busy := until_free()) is not None:
+        if not told:
+            say(f"[lock] {what} waits for {busy} to finish")
+            told = True
+        if time.monotonic() > deadline:
+            raise LockedError(f"{what}: {busy} still running after {ops.lock_wait_minutes} min")
+        time.sleep(ops.lock_poll_seconds)
+
+
+def _describe(key: str, info: dict) -> str:
+    return f"{key} (for {info.get('run_date')}, pid {info.get('pid')} on {info.get('host')})"
+
+
 @contextmanager
-def job_lock(lake: Lake, key: str, run_date: str):
-    owner = f"{socket.gethostname()}:{os.getpid()}:{time.time_ns()}"
-    acquire(lake, key, run_date, owner)
+def writer_lock(lake: Lake, job: str, run_date: str, say=say):
+    """The job's own lock, held while no erasure runs on the lake."""
+    owner = _owner()
+
+    def erasure() -> str | None:
+        info = holder(lake, ERASE)
+        return None if info is None else _describe(ERASE, info)
+
+    while True:
+        _waiting(lake, job, erasure, say)
+        acquire(lake, job, run_date, owner)
+        if erasure() is None:
+            break
+        release(lake, job, owner)  # an erasure began meanwhile: it goes first
     try:
         yield
     finally:
-        release(lake, key, owner)
+        release(lake, job, owner)
+
+
+@contextmanager
+def erase_lock(lake: Lake, run_date: str, writers: list[str], say=say):
+    """The erasure's lock, then a wait until none of ``writers`` (the jobs) runs."""
+    owner = _owner()
+    acquire(lake, ERASE, run_date, owner)
+    try:
+
+        def running() -> str | None:
+            for job in writers:
+                info = holder(lake, job)
+                if info is not None:
+                    return _describe(job, info)
+            return None
+
+        _waiting(lake, "erasure", running, say)
+        yield
+    finally:
+        release(lake, ERASE, owner)

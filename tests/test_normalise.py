@@ -7,6 +7,7 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs.activation.formats import ttd
+from jobs.activation.identifiers import with_lists
 from jobs.ingest.normalise import (
     email_hashes,
     google_email,
@@ -97,7 +98,7 @@ def test_ttd_email_is_base64_of_the_digest(spark):
         [("p1", sha(uid2), None, None)],
         "person_id string, email_uid2_sha256 string, phone_sha256 string, device_id string",
     )
-    rows, rejected = ttd(ids)
+    rows, rejected = ttd(with_lists(ids))
     (row,) = rows.collect()
     assert row["IdType"] == "EmailHash"
     assert row["Id"] == base64.b64encode(hashlib.sha256(uid2.encode()).digest()).decode()
@@ -139,7 +140,7 @@ def test_the_trade_desk_file_matches_the_published_uid2_vectors(spark):
             F.lit(None).cast("string").alias("device_id"),
         )
     )
-    out, rejected = ttd(ids)
+    out, rejected = ttd(with_lists(ids))
     got = {(r["person_id"], r["IdType"]): r["Id"] for r in out.collect()}
     for i, (_, expected) in enumerate(UID2_EMAILS):
         assert got[(f"p{i}", "EmailHash")] == expected

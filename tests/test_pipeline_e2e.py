@@ -424,13 +424,23 @@ def test_audience_files_are_exact_and_consent_safe(world):
     manifest = json.load(open(os.path.join(google, "manifest.json")))
     files = glob.glob(os.path.join(google, "full", "*.csv.gz"))
     assert manifest["rows"] > 0 and files
-    with gzip.open(files[0], "rt") as fh:
-        header = fh.readline().strip().split(",")
-        rows = [line.strip().split(",") for line in fh]
-    assert header == ["Email", "Phone", "First Name", "Last Name", "Country", "Zip"]
+    rows = []
+    for path in files:
+        with gzip.open(path, "rt", newline="") as fh:
+            header, *lines = list(csv.reader(fh))
+            rows += lines
+    emails, phones = ["Email"] * 3, ["Phone"] * 3
+    assert header == [*emails, *phones, "First Name", "Last Name", "Country", "Zip"]
     for r in rows:
-        assert r[0] == "" or re.fullmatch("[0-9a-f]{64}", r[0])
+        assert all(v == "" or re.fullmatch("[0-9a-f]{64}", v) for v in r[:6])
+        assert r[0] or not r[1]  # the latest first, then the others
         assert "@" not in ",".join(r)
+    # the manifest counts each identifier type's values in the files
+    filled = {h: sum(bool(r[i]) for r in rows for i in range(6) if header[i] == h) for h in header}
+    assert {h: manifest["identifiers"][h] for h in ("Email", "Phone")} == {
+        "Email": filled["Email"],
+        "Phone": filled["Phone"],
+    }
     # nobody without advertising consent is in any file
     lake = world["lake"]
     no_consent = {
@@ -715,6 +725,51 @@ def _mentions(df, values: list[str]):
     return df.where(hit)
 
 
+def _their_forms(raw_emails: list[str], node_values: list[str]) -> list[str]:
+    """Every form a platform file may hold of a person, computed here from their raw emails
+    (hashlib, and the UID2 SDK for The Trade Desk) and their graph nodes (hex hashes of phones,
+    device ids), not by the eraser's code."""
+    from uid2_client import input_util
+
+    forms = set()
+    for e in raw_emails:
+        e = e.strip().lower()
+        local, _, domain = e.partition("@")
+        google = f"{local.replace('.', '')}@{domain}" if domain in GMAIL else e
+        forms |= {_sha(e), _sha(google), input_util.normalize_and_hash_email(e)}
+    for v in node_values:
+        if re.fullmatch(r"[0-9a-f]{64}", v):
+            forms |= {v, base64.b64encode(bytes.fromhex(v)).decode()}
+        elif len(v) >= 8:
+            forms |= {v, v.lower()}
+    return sorted(forms)
+
+
+GMAIL = ("gmail.com", "googlemail.com")
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _audience_files_holding(root: str, forms: list[str]) -> list[str]:
+    """Every file under the audience root (CSV, gzipped or not, Parquet, manifests) whose
+    text holds any of ``forms``."""
+    import duckdb
+
+    hits = []
+    for path in sorted(p for p in glob.glob(f"{root}/**/*", recursive=True) if os.path.isfile(p)):
+        if path.endswith(".parquet"):
+            text = str(duckdb.sql(f"SELECT * FROM read_parquet('{path}')").fetchall())
+        elif path.endswith(".gz"):
+            text = gzip.open(path, "rt").read()
+        else:
+            text = open(path, errors="replace").read()
+        if any(f in text for f in forms):
+            hits.append(path.removeprefix(root))
+    return hits
+
+
 def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world):
     from delta.tables import DeltaTable
 
@@ -748,9 +803,16 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     assert their_events > 0
     versions_before = {t: lake.version(t) for t in TABLES if lake.exists(t)}
 
+    audience_root = settings.resolve(settings.storage.audience_root)
+    forms = _their_forms([emails[n]["value"] for n in nodes if n in emails], values)
+    assert _audience_files_holding(audience_root, forms)  # they were published
+
     audit = erase(lake, JobReport("erase", RUN_DATE), [("email", raw_email.upper())], [])
 
     assert audit["persons"] == 1 and audit["removals_queued"] >= 1
+    # no file in the audience bucket holds them any more, in any platform's form
+    assert _audience_files_holding(audience_root, forms) == []
+    assert audit["audience_folders_rewritten"] >= 1 and audit["audience_rows_removed"] >= 1
     assert audit["raw_lines_removed"] > 0
     # zero rows about them in every table, whatever column they would hide in
     kept = [t for t in TABLES if lake.exists(t) and t != "privacy.pending_removals"]
@@ -809,8 +871,14 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
 
     prev_rows, now_rows = rows(f"{prev_folder}/full"), rows(f"{folder}/full")
     adds, removes = rows(f"{folder}/add"), rows(f"{folder}/remove")
-    assert removes <= prev_rows and not (adds & prev_rows)
+    # the folder before was rewritten without them: their removal comes from the queue
+    theirs = {r for r in removes if any(f in r for f in forms)}
+    assert theirs and not (theirs & prev_rows)
+    assert removes - theirs <= prev_rows and not (adds & prev_rows)
     assert (prev_rows - removes) | adds == now_rows
+    # the remove parts of this export are the only files that name them again
+    holding = _audience_files_holding(audience_root, forms)
+    assert holding and all(f"dt={next_day}/remove/" in p for p in holding), holding
     assert hashlib.sha256(raw_email.strip().lower().encode()).hexdigest() in removed
     full = text("full")
     assert hashlib.sha256(raw_email.strip().lower().encode()).hexdigest() not in full

@@ -6,21 +6,68 @@ Files are written under a temporary name and moved into place, then ``manifest.j
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 MANIFEST, SUCCESS = "manifest.json", "_SUCCESS"
+# a CSV column named ``Email#2`` is headed ``Email``: platforms take repeated columns (several
+# emails of one person) that a DataFrame cannot hold under one name
+REPEAT = re.compile(r"#\d+$")
 
 
-def _fs(spark: SparkSession, path: str):
+def csv_header(columns: list[str]) -> list[str]:
+    return [REPEAT.sub("", c) for c in columns]
+
+
+def unique_names(header: list[str]) -> list[str]:
+    """The DataFrame names of a CSV header (the inverse of ``csv_header``)."""
+    seen: Counter = Counter()
+    out = []
+    for h in header:
+        seen[h] += 1
+        out.append(h if seen[h] == 1 else f"{h}#{seen[h]}")
+    return out
+
+
+def _csv_field(col) -> F.Column:
+    """RFC 4180: a field holding a comma or a quote is quoted, its quotes doubled."""
+    v = F.regexp_replace(F.coalesce(col.cast("string"), F.lit("")), r"[\r\n]+", " ")
+    quoted = F.concat(F.lit('"'), F.regexp_replace(v, '"', '""'), F.lit('"'))
+    return F.when(v.rlike('[",]'), quoted).otherwise(v)
+
+
+def csv_lines(df: DataFrame) -> DataFrame:
+    """One column: each row as its CSV line, named by the header line (repeated names kept)."""
+    header = ",".join(csv_header(df.columns))
+    return df.select(
+        F.concat_ws(",", *[_csv_field(F.col(f"`{c}`")) for c in df.columns]).alias(header)
+    )
+
+
+# the lines are written as they are: no quoting, no trimming by the writer itself
+AS_IS = {
+    "header": "true",
+    "compression": "gzip",
+    "sep": "\u0001",
+    "quote": "",
+    "escapeQuotes": "false",
+    "ignoreLeadingWhiteSpace": "false",
+    "ignoreTrailingWhiteSpace": "false",
+}
+
+
+def hadoop_fs(spark: SparkSession, path: str):
+    """(Hadoop FileSystem, Path) of ``path``, on whatever filesystem it names (local, s3a)."""
     jvm = spark._jvm
     p = jvm.org.apache.hadoop.fs.Path(path)
     return p.getFileSystem(spark._jsc.hadoopConfiguration()), p
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:
-    fs, p = _fs(spark, path)
+    fs, p = hadoop_fs(spark, path)
     out = fs.create(p, True)
     try:
         out.write(bytearray(text.encode("utf-8")))
@@ -28,8 +75,20 @@ def write_text(spark: SparkSession, path: str, text: str) -> None:
         out.close()
 
 
+def read_text(spark: SparkSession, path: str) -> str:
+    fs, p = hadoop_fs(spark, path)
+    stream = fs.open(p)
+    try:
+        reader = spark._jvm.java.io.BufferedReader(
+            spark._jvm.java.io.InputStreamReader(stream, "UTF-8")
+        )
+        return "\n".join(iter(reader.readLine, None))
+    finally:
+        stream.close()
+
+
 def list_files(spark: SparkSession, folder: str) -> list[str]:
-    fs, p = _fs(spark, folder)
+    fs, p = hadoop_fs(spark, folder)
     if not fs.exists(p):
         return []
     return sorted(
@@ -73,7 +132,7 @@ def publish(
     withdraws the marker, then replaces the folder whole. ``known_rows`` gives the row counts
     of parts the caller has already counted on a cached frame: those are not counted again."""
     tmp = final.rstrip("/") + "._tmp"
-    fs, tmp_p = _fs(spark, tmp)
+    fs, tmp_p = hadoop_fs(spark, tmp)
     fs.delete(tmp_p, True)
     described = {}
     for name, df in parts.items():
@@ -84,12 +143,15 @@ def publish(
             n = df.count()
         # as few files as the platform's size limit allows, never one per shuffle partition
         out = df.coalesce(max(1, -(-n // max_rows)))
+        if fmt == "csv":
+            out = csv_lines(out)
         writer = out.write.mode("overwrite").option("maxRecordsPerFile", max_rows)
         if fmt == "csv":
-            writer.option("header", "true").option("compression", "gzip").csv(f"{tmp}/{name}")
+            writer.options(**AS_IS).csv(f"{tmp}/{name}")
         else:
             writer.parquet(f"{tmp}/{name}")
-        described[name] = {"rows": n, "columns": df.columns}
+        columns = csv_header(df.columns) if fmt == "csv" else df.columns
+        described[name] = {"rows": n, "columns": columns}
         if counted_here:
             df.unpersist()
     sums = file_checksums(spark, tmp)
@@ -97,8 +159,8 @@ def publish(
         part["files"] = {
             rel.split("/", 1)[1]: v for rel, v in sorted(sums.items()) if rel.startswith(name + "/")
         }
-    _, final_p = _fs(spark, final)
-    _, success = _fs(spark, f"{final}/{SUCCESS}")
+    _, final_p = hadoop_fs(spark, final)
+    _, success = hadoop_fs(spark, f"{final}/{SUCCESS}")
     fs.delete(success, False)  # withdrawn first: no reader trusts the folder while it changes
     fs.delete(final_p, True)
     fs.mkdirs(final_p.getParent())

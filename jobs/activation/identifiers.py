@@ -21,8 +21,29 @@ NAME_COLS = [
 ]
 EVENT_COUNTRY = "identifiers_event_country"  # apart from the profile's own event_country
 EVENT_NAME_COLS = [f"identifiers_event_{n}" for n in NAME_COLS]  # names an identify call gave
-EVENT_ID_COLS = [*EMAIL_COLS, *PHONE_COLS, "device_id", EVENT_COUNTRY, *EVENT_NAME_COLS]
-IDENTIFIER_COLS = ["person_id", *EMAIL_COLS, *PHONE_COLS, *NAME_COLS, "country", "zip", "device_id"]
+# every email / phone (all its hash forms) a person's events showed
+EVENT_EMAILS, EVENT_PHONES = "identifiers_event_emails", "identifiers_event_phones"
+EVENT_ID_COLS = [
+    *EMAIL_COLS,
+    *PHONE_COLS,
+    "device_id",
+    EVENT_COUNTRY,
+    *EVENT_NAME_COLS,
+    EVENT_EMAILS,
+    EVENT_PHONES,
+]
+# ``emails`` / ``phones``: every one known, the latest (the single columns) first
+IDENTIFIER_COLS = [
+    "person_id",
+    *EMAIL_COLS,
+    *PHONE_COLS,
+    *NAME_COLS,
+    "country",
+    "zip",
+    "device_id",
+    "emails",
+    "phones",
+]
 
 
 def advertising_id(columns: list[str]) -> Column:
@@ -70,7 +91,25 @@ def identifier_aggregates(blocked_email_hashes: list[str], columns: list[str]) -
         F.max_by(
             "country", F.when(usable, F.struct(c("event_ts"), F.coalesce("country", F.lit(""))))
         ).alias(EVENT_COUNTRY),
+        _every(usable, EMAIL_COLS, EVENT_EMAILS),
+        _every(usable, PHONE_COLS, EVENT_PHONES),
     ]
+
+
+def _every(usable: Column, cols: list[str], name: str) -> Column:
+    """The distinct (hash forms of an) email or phone of the usable events, sorted."""
+    forms = F.when(usable & F.col(cols[0]).isNotNull(), F.struct(*cols))
+    return F.array_sort(F.collect_set(forms)).alias(name)
+
+
+def _latest_first(cols: list[str], latest: list[Column], sets: list[Column]) -> Column:
+    """The latest one (``latest``: its columns ``cols``), then the others of ``sets``, sorted."""
+    first = latest[0]
+    struct = F.struct(*[v.alias(c) for c, v in zip(cols, latest, strict=True)])
+    empty = F.array().cast(f"array<struct<{', '.join(f'{c}:string' for c in cols)}>>")
+    known = F.array_sort(F.array_distinct(F.concat(*[F.coalesce(s, empty) for s in sets])))
+    others = F.filter(known, lambda x: ~F.coalesce(x[cols[0]] == first, F.lit(False)))
+    return F.when(first.isNotNull(), F.concat(F.array(struct), others)).otherwise(others)
 
 
 def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None) -> DataFrame:
@@ -87,6 +126,12 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
             c(EVENT_COUNTRY).alias("country"),
             F.lit(None).cast("string").alias("zip"),
             "device_id",
+            _latest_first(EMAIL_COLS, [c(x) for x in EMAIL_COLS], [c(EVENT_EMAILS)]).alias(
+                "emails"
+            ),
+            _latest_first(PHONE_COLS, [c(x) for x in PHONE_COLS], [c(EVENT_PHONES)]).alias(
+                "phones"
+            ),
         )
     linked = person_map.where(c("id_type") == "crm").select(
         "person_id", c("id_value").alias("customer_id")
@@ -98,13 +143,19 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
             *[
                 F.max_by(col, "updated_at").alias(f"crm_{col}")
                 for col in EMAIL_COLS + PHONE_COLS + NAME_COLS + ["country", "zip"]
-            ]
+            ],
+            _every(F.lit(True), EMAIL_COLS, "crm_emails"),
+            _every(F.lit(True), PHONE_COLS, "crm_phones"),
         )
     )
     out = event_ids.join(crm_p, "person_id", "full")
+    out = out.select(
+        "*",
+        *[F.coalesce(col, f"crm_{col}").alias(f"_{col}") for col in EMAIL_COLS + PHONE_COLS],
+    )
     return out.select(
         "person_id",
-        *[F.coalesce(col, f"crm_{col}").alias(col) for col in EMAIL_COLS + PHONE_COLS],
+        *[c(f"_{col}").alias(col) for col in EMAIL_COLS + PHONE_COLS],
         # a CRM record's names, else those of the latest identify call
         *[
             F.when(
@@ -118,7 +169,23 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
         F.coalesce("crm_country", EVENT_COUNTRY).alias("country"),
         c("crm_zip").alias("zip"),
         "device_id",
+        _latest_first(
+            EMAIL_COLS, [c(f"_{x}") for x in EMAIL_COLS], [c(EVENT_EMAILS), c("crm_emails")]
+        ).alias("emails"),
+        _latest_first(
+            PHONE_COLS, [c(f"_{x}") for x in PHONE_COLS], [c(EVENT_PHONES), c("crm_phones")]
+        ).alias("phones"),
     )
+
+
+def with_lists(ids: DataFrame) -> DataFrame:
+    """``emails`` / ``phones`` made of the single columns where a frame has no lists."""
+    for name, cols in (("emails", EMAIL_COLS), ("phones", PHONE_COLS)):
+        if name not in ids.columns:
+            present = [F.col(c) if c in ids.columns else F.lit(None).cast("string") for c in cols]
+            one = F.struct(*[v.alias(c) for c, v in zip(cols, present, strict=True)])
+            ids = ids.withColumn(name, F.when(F.coalesce(*present).isNotNull(), F.array(one)))
+    return ids
 
 
 def person_identifiers(

@@ -3,11 +3,15 @@ files in the platform's format, with a size gate and a manifest."""
 
 from __future__ import annotations
 
+import json
+from functools import partial
+
 from pyspark.sql import functions as F
 
 from jobs.activation.files import publish
-from jobs.activation.formats import FORMATS, HASHING
-from jobs.activation.identifiers import IDENTIFIER_COLS
+from jobs.activation.formats import FORMATS, identifier_counts
+from jobs.activation.identifiers import IDENTIFIER_COLS, with_lists
+from jobs.activation.rules import described
 from jobs.cache import cached
 from jobs.lake import Lake
 from jobs.lookalike.run import computed_on, segment_name
@@ -49,7 +53,7 @@ def identifiers(lake: Lake, run_date: str):
             f"[export] {run_date}: identifiers are from the profiles run of {made}; "
             "people first seen since then have none yet"
         )
-    return ids.select(*IDENTIFIER_COLS)
+    return with_lists(ids).select(*IDENTIFIER_COLS)  # a table from before the lists
 
 
 def last_export_dates(lake: Lake, run_date: str) -> dict[tuple[str, str], str]:
@@ -82,16 +86,22 @@ def previous_export(lake: Lake, destination: str, segment: str, last: str | None
     )
 
 
-def published_rows(spark, folder: str, file_format: str):
-    """The rows the platform was given in a complete earlier export (None if that folder is
-    gone or was never completed): deltas are computed against what was really shipped."""
-    from jobs.activation.files import SUCCESS, _fs
+def published_rows(spark, folder: str, file_format: str, columns: list[str]):
+    """The rows the platform was given in a complete earlier export, named as ``columns`` (the
+    rows of today): deltas are computed against what was really shipped. None if that folder
+    is gone, was never completed, or has other columns (a file format since changed): the
+    delta then goes by person ids."""
+    from jobs.activation.files import MANIFEST, SUCCESS, csv_header, hadoop_fs, read_text
 
-    fs, marker = _fs(spark, f"{folder}/{SUCCESS}")
+    fs, marker = hadoop_fs(spark, f"{folder}/{SUCCESS}")
     if not fs.exists(marker):
         return None
+    shipped = json.loads(read_text(spark, f"{folder}/{MANIFEST}"))["parts"]["full"]["columns"]
+    expected = csv_header(columns) if file_format == "csv" else columns
+    if shipped != expected:
+        return None
     if file_format == "csv":
-        return spark.read.option("header", "true").csv(f"{folder}/full")
+        return spark.read.option("header", "true").csv(f"{folder}/full").toDF(*columns)
     return spark.read.parquet(f"{folder}/full")
 
 
@@ -134,7 +144,9 @@ def export(lake: Lake, report: JobReport, run_date: str, ids) -> None:
     pending = pending_removals(lake, run_date)
     removal_ids = ids
     if pending is not None:
-        removal_ids = ids.unionByName(pending.select(*ids.columns))
+        # a removal queued before the lists existed has the single columns only
+        kept = [c for c in ids.columns if c in pending.columns]
+        removal_ids = ids.unionByName(pending.select(*kept), allowMissingColumns=True)
     published = []
     profiles = lake.read("gold.profiles")
     members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
@@ -148,8 +160,9 @@ def export(lake: Lake, report: JobReport, run_date: str, ids) -> None:
     }
     computed = computed_on(lake, run_date) if lookalike_of else set()
     last_dates = last_export_dates(lake, run_date)
+    default_country = lake.settings.ingest.default_country
     for dest in lake.settings.destinations:
-        fmt = FORMATS[dest.platform]
+        fmt = partial(FORMATS[dest.platform], default_country=default_country)
         for segment in dest.segments:
             with cached() as keep:  # this audience's frames
                 label = f"{dest.name}/{segment}"
@@ -187,7 +200,10 @@ def export(lake: Lake, report: JobReport, run_date: str, ids) -> None:
                 before = None
                 if prev_date is not None:
                     before = published_rows(
-                        spark, f"{audience_root}/{dest.name}/{segment}/dt={prev_date}", kind
+                        spark,
+                        f"{audience_root}/{dest.name}/{segment}/dt={prev_date}",
+                        kind,
+                        parts["full"].columns,
                     )
                 if before is not None:
                     before = keep(before)  # the shipped files are read and parsed once
@@ -239,7 +255,8 @@ def export(lake: Lake, report: JobReport, run_date: str, ids) -> None:
                             if before is not None
                             else ("person ids of the last export" if "remove" in parts else None)
                         ),
-                        "hashing": HASHING[dest.platform],
+                        "hashing": described(dest.platform),
+                        "identifiers": identifier_counts(dest.platform, rows),
                         "source": {
                             "membership_run_date": run_date,
                             "tables": "gold.segment_membership",

@@ -1,7 +1,8 @@
 """Erasure (GDPR art. 17, CCPA deletion): find a person through the identity graph, delete
 every row about them in every table, vacuum the versions time travel could bring back, queue a
-removal for every audience they were last sent in, rewrite the landing files, and record an
-audit row that holds counts, never the identifiers."""
+removal for every audience they were last sent in, rewrite the published audience folders and
+the landing files that hold them, and record an audit row that holds counts, never the
+identifiers."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from jobs.identity.graph import EVENT_IDENTIFIERS, blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.lake import TABLES, Lake, per_table
+from jobs.privacy.audiences import candidate_folders, erase_audience_files, identifying_values
 from jobs.privacy.raw_files import MIN_FREE_TEXT_MATCH, contains_any, erase_raw
 from jobs.report import JobReport
 
@@ -204,7 +206,8 @@ def queue_removals(lake: Lake, pids: list[str], erasure_id: str) -> int:
     ).localCheckpoint()
     n = pending.count()
     if n:
-        lake.append(pending, "privacy.pending_removals")
+        # merge_schema: a queue written before the identifier lists existed
+        lake.append(pending, "privacy.pending_removals", merge_schema=True)
     return n
 
 
@@ -274,6 +277,12 @@ def erase(
     report.facts["identifiers"] = len(all_nodes)
     with report.step("queue removals for the audiences they were sent in"):
         queued = queue_removals(lake, pids, erasure_id)
+    with report.step("rewrite the published audience folders that hold them"):
+        # before their rows go: their exports and every hash they were seen with are read here
+        forms = identifying_values(lake, pids, ids)
+        folders, audience_rows = erase_audience_files(
+            lake, candidate_folders(lake, pids), forms, erasure_id
+        )
     with report.step("delete their rows in every table"):
         # quarantined lines of their events carry the event id, not always an identifier
         events = lake.read("silver.events")
@@ -344,8 +353,11 @@ def erase(
         "raw_files_rewritten": files,
         "raw_lines_removed": lines,
         "removals_queued": queued,
+        "audience_folders_rewritten": folders,
+        "audience_rows_removed": audience_rows,
     }
-    lake.append(lake.spark.createDataFrame([audit]), "privacy.erasures")
+    # merge_schema: a lake whose erasures table predates the audience columns
+    lake.append(lake.spark.createDataFrame([audit]), "privacy.erasures", merge_schema=True)
     report.written.update({f"deleted {t}": n for t, n in deleted.items()})
     report.facts.update(
         {
@@ -353,6 +365,8 @@ def erase(
             "raw files rewritten": files,
             "raw lines removed": lines,
             "removals queued": queued,
+            "audience folders rewritten": folders,
+            "audience rows removed": audience_rows,
         }
     )
     return audit

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.activation.files import _fs
+from jobs.activation.files import hadoop_fs
 from jobs.config import Settings
 from jobs.ingest.crm import CRM_SCHEMA
 from jobs.ingest.formats import parse
@@ -88,7 +88,7 @@ def _event_lines(spark: SparkSession, paths: list[str] | str, parquet: bool) -> 
 
 def _replace(spark: SparkSession, path: str, keep: DataFrame, parquet: bool) -> None:
     """Write ``keep`` (one column: the lines, or the rows) over the file at ``path``."""
-    fs, final = _fs(spark, path)
+    fs, final = hadoop_fs(spark, path)
     tmp = f"{path}._erasing"
     writer = keep.coalesce(1).write.mode("overwrite")
     if parquet:
@@ -97,7 +97,7 @@ def _replace(spark: SparkSession, path: str, keep: DataFrame, parquet: bool) -> 
         if path.endswith(".gz"):
             writer = writer.option("compression", "gzip")
         writer.text(tmp)
-    tfs, tmp_p = _fs(spark, tmp)
+    tfs, tmp_p = hadoop_fs(spark, tmp)
     part = next(
         s.getPath() for s in tfs.listStatus(tmp_p) if s.getPath().getName().startswith("part-")
     )
@@ -114,7 +114,7 @@ def _rewrite(spark, path: str, lines: DataFrame, hit: Column, parquet: bool) -> 
     kept = keep.count()
     removed = lines.count() - kept
     if kept == 0:  # nothing left in the file but the person
-        fs, final = _fs(spark, path)
+        fs, final = hadoop_fs(spark, path)
         fs.delete(final, False)
         return removed
     body = keep.select(f"{LINE}.*") if parquet else keep.select(F.col(LINE).alias("value"))
@@ -126,7 +126,7 @@ def erase_source(
     spark: SparkSession, source: Source, settings: Settings, ids: dict[str, list[str]]
 ) -> tuple[int, int]:
     """-> (files rewritten, lines removed) of one clickstream source."""
-    fs, _ = _fs(spark, source.root)
+    fs, _ = hadoop_fs(spark, source.root)
     found = fs.globStatus(spark._jvm.org.apache.hadoop.fs.Path(source.glob))
     paths = [str(s.getPath().toString()) for s in (found or [])]
     files = lines = 0
@@ -147,7 +147,7 @@ def erase_crm(
     spark: SparkSession, settings: Settings, ids: dict[str, list[str]]
 ) -> tuple[int, int]:
     raw = settings.resolve(settings.storage.raw_root).rstrip("/")
-    fs, root = _fs(spark, f"{raw}/crm")
+    fs, root = hadoop_fs(spark, f"{raw}/crm")
     if not fs.exists(root):
         return 0, 0
     country = settings.ingest.default_country
@@ -166,7 +166,7 @@ def erase_raw(
     """-> (files rewritten, lines removed) over every configured source and the CRM files."""
     files = lines = 0
     for source in [*sources(settings)]:
-        fs, root = _fs(spark, source.root)
+        fs, root = hadoop_fs(spark, source.root)
         if fs.exists(root):
             f, n = erase_source(spark, source, settings, ids)
             files, lines = files + f, lines + n

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from pyspark.sql import functions as F
 
-from jobs.activation.files import _fs
+from jobs.activation.files import hadoop_fs
 from jobs.ingest.sources import LAYOUTS, arrival_day, sources
 from jobs.lake import Lake
 from jobs.report import JobReport
@@ -23,7 +23,7 @@ def _cutoff(run_date: str, days: int) -> str:
 def _delete_older(lake: Lake, glob: str, arrival, cutoff: str) -> int:
     """Deletes the files of ``glob`` whose arrival day is before ``cutoff``, then the folders
     that left empty; -> files deleted."""
-    fs, pattern = _fs(lake.spark, glob)
+    fs, pattern = hadoop_fs(lake.spark, glob)
     found = fs.globStatus(pattern) or []
     n = 0
     parents = set()

@@ -53,9 +53,9 @@ def scan(lake: Lake) -> list[dict]:
         f for found in per_table(lambda t: scan_frame(lake.read(t), t), tables) for f in found
     ]
     root = lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/")
-    from jobs.activation.files import _fs
+    from jobs.activation.files import hadoop_fs
 
-    fs, p = _fs(spark, root)
+    fs, p = hadoop_fs(spark, root)
     if fs.exists(p):
         reader = spark.read.option("recursiveFileLookup", "true")
         csv = reader.option("pathGlobFilter", "*.csv").text(root)
