@@ -69,6 +69,8 @@ def test_every_shipped_segment_matches_a_hand_computation(spark):
         "new_visitors": {"u1"},
         "app_only_users": {"u2", "u6"},
         "email_engaged": {"u5"},
+        # every event of this frame is on the web: all but u8, whose last is 39 days old
+        "recent_visitors": {"u1", "u2", "u3", "u4", "u5", "u6", "u7"},
     }
 
 
