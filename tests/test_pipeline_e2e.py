@@ -644,6 +644,7 @@ def test_pairwise_f1_with_guards_and_the_giant_cluster_without(world):
 def test_stable_ids_rerun_merge_and_split(world):
     """Rerun of a day: identical ids. Next day with new data: untouched persons keep their ids,
     a merge and a split show up in the lineage."""
+    from jobs.identity.graph import EVENT_IDENTIFIERS
     from jobs.pipeline import run_job
 
     lake = world["lake"]
@@ -679,7 +680,9 @@ def test_stable_ids_rerun_merge_and_split(world):
             .withColumn("event_ts", F.lit(next_day + " 12:00:00").cast("timestamp"))
             .withColumn("ingested_at", F.current_timestamp())
         )
-        for c in ("anonymous_id", "device_id", "user_id", "email_sha256", "phone_sha256"):
+        # every identifier column: the template row's own (e.g. an advertising id) would link
+        # the new event to its person too
+        for c in EVENT_IDENTIFIERS:
             df = df.withColumn(c, F.lit(cols.get(c)).cast("string"))
         return df
 
