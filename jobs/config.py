@@ -162,9 +162,10 @@ class IdentitySettings(_Strict):
     blocked_value_patterns: list[str] = Field(default_factory=list)
     max_anchor_links: int = Field(1, ge=1)
     max_degree: int = Field(500, ge=2)
-    # supersteps of connected components: one per hop of a component's longest shortest path
-    # (the jobs' own default is jobs.identity.components.MAX_SUPERSTEPS)
-    max_iterations: int = Field(1000, ge=1)
+    # GraphX label-propagation supersteps of connected components (one per hop of a
+    # component's longest shortest path) before Large-Star / Small-Star finishes the rest
+    # (the jobs' own default is jobs.identity.components.PROPAGATION_SUPERSTEPS)
+    propagation_supersteps: int = Field(30, ge=1)
     # at most this many identifiers of a type in one person; more splits at the weakest link
     max_per_person: dict[str, int] = Field(default_factory=lambda: {"user": 1})
     split_rounds: int = Field(5, ge=0)

@@ -72,7 +72,7 @@ def _two_logins(spark):
 
 def test_second_login_splits_at_the_weakest_link(spark):
     links, nodes = _two_logins(spark)
-    cc, cuts = split_over_limits(links, nodes, {"user": 1}, max_rounds=5, max_iter=20)
+    cc, cuts = split_over_limits(links, nodes, {"user": 1}, max_rounds=5, supersteps=20)
     comp = {r["node"]: r["component"] for r in cc.collect()}
     assert comp["user:1"] == comp["cookie:1"] == comp["email:x"]
     assert comp["user:2"] == comp["cookie:2"] == comp["cookie:3"]

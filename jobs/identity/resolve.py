@@ -6,7 +6,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cache import Keep
-from jobs.identity.components import MAX_SUPERSTEPS
+from jobs.identity.components import PROPAGATION_SUPERSTEPS
 from jobs.identity.graph import EVENT_IDENTIFIERS, endpoints, node, node_type
 from jobs.identity.split import over_limit, split_over_limits
 from jobs.identity.stable_ids import assign_ids
@@ -19,7 +19,7 @@ def build_person_map(
     max_cluster_size: int | None,
     previous: DataFrame | None,
     run_date: str,
-    max_iterations: int = MAX_SUPERSTEPS,
+    supersteps: int = PROPAGATION_SUPERSTEPS,
     split_rounds: int = 5,
     keep: Keep = DataFrame.cache,
 ) -> tuple[DataFrame, DataFrame, DataFrame]:
@@ -40,7 +40,7 @@ def build_person_map(
         .unionByName(edges.select(F.col("dst").alias("node")))
         .distinct()
     )
-    cc, cuts = split_over_limits(links, nodes, limits, split_rounds, max_iterations, keep)
+    cc, cuts = split_over_limits(links, nodes, limits, split_rounds, supersteps, keep)
     sizes = cc.groupBy("component").agg(F.count("*").alias("cluster_size"))
     cc = cc.join(sizes, "component")
     assigned, lineage = assign_ids(cc, previous, run_date)
@@ -149,7 +149,7 @@ def update_person_map(
     limits: dict[str, int],
     max_cluster_size: int | None,
     run_date: str,
-    max_iterations: int = MAX_SUPERSTEPS,
+    supersteps: int = PROPAGATION_SUPERSTEPS,
     split_rounds: int = 5,
     keep: Keep = DataFrame.cache,
 ) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
@@ -168,7 +168,7 @@ def update_person_map(
         max_cluster_size,
         previous.join(region, "node", "left_semi"),
         run_date,
-        max_iterations,
+        supersteps,
         split_rounds,
         keep,
     )

@@ -226,7 +226,7 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
                 s.max_cluster_size if guards else None,
             )
             # the components are cached in this block: freed with the hubs when it ends
-            rest = (run_date, s.max_iterations, s.split_rounds, keep)
+            rest = (run_date, s.propagation_supersteps, s.split_rounds, keep)
             if incremental:
                 pm, lineage, cuts, region = update_person_map(
                     edges, hubs, seeds, previous, *args, *rest

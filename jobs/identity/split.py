@@ -26,7 +26,7 @@ def split_over_limits(
     nodes: DataFrame,
     limits: dict[str, int],
     max_rounds: int,
-    max_iter: int,
+    supersteps: int,
     keep: Keep = DataFrame.cache,
 ) -> tuple[DataFrame, DataFrame]:
     """links(src, dst, count, last_seen), nodes(node) -> (components(node, component,
@@ -39,7 +39,7 @@ def split_over_limits(
     graph = links.select("src", "dst").unionByName(
         nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
     )
-    cc = connected_components(graph, max_iterations=max_iter)
+    cc = connected_components(graph, supersteps=supersteps)
     cc = keep(cc.withColumn("raw_component", F.col("component")))
     empty_cuts = links.where(F.lit(False))
     if not limits:
@@ -70,7 +70,7 @@ def split_over_limits(
             sub_graph = remaining.unionByName(
                 bad_nodes.select(F.col("node").alias("src"), F.col("node").alias("dst"))
             )
-            resplit = connected_components(sub_graph, max_iterations=max_iter).join(
+            resplit = connected_components(sub_graph, supersteps=supersteps).join(
                 bad_nodes.select("node", "raw_component"), "node"
             )
             done = done.join(bad, "component", "left_anti").unionByName(resplit).localCheckpoint()

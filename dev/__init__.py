@@ -1,0 +1,1 @@
+"""Development tools: benchmarks and experiments that are not part of the product."""
