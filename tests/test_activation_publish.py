@@ -13,6 +13,8 @@ import pytest
 from jobs.activation import files as audience_files
 from jobs.activation.files import publish
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 BUCKET, PREFIX = "audiences", "meta/vip/dt=2026-11-02"
 FOLDER = f"s3a://{BUCKET}/{PREFIX}"
 

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from jobs.crash import crash_trials
 from jobs.generate import generate
+
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
 
 
 def test_killed_jobs_rerun_to_the_same_lake_and_audiences(spark, settings, tmp_path):

@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 DAGS = Path(__file__).resolve().parent.parent / "dags"
 ORDER = ["ingest", "quality", "identity", "profiles", "segments", "lookalike", "export"]
 

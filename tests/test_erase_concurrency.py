@@ -19,6 +19,8 @@ from jobs.pipeline import JOBS, MAINTENANCE, run_job
 from jobs.privacy.erase import erase
 from jobs.report import JobReport
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 START, DAYS = date(2026, 11, 1), 3
 FIRST, LAST = "2026-11-02", "2026-11-03"
 WRITERS = [*JOBS, *MAINTENANCE]

@@ -19,6 +19,8 @@ from jobs.ingest.sources import with_sources
 from jobs.lake import Lake
 from jobs.pipeline import run_job
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 PEOPLE, DAYS, SEED = 100, 4, 5
 RUN_DATE = "2026-11-04"
 MALFORMED = ["unparseable_json", "wrong_field_count", "missing_event_id", "invalid_event_ts"]

@@ -26,6 +26,8 @@ from jobs.identity.resolve import (
     update_person_map,
 )
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 LIMITS, MAX_SIZE = {"user": 1}, 12
 DAY1, DAY2 = "2026-11-01", "2026-11-02"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
@@ -18,6 +19,8 @@ from jobs.ingest.events import (
     to_bronze,
     typed_columns,
 )
+
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
 
 scalar = st.one_of(
     st.none(),

@@ -14,6 +14,8 @@ from jobs.generate import generate
 from jobs.lake import Lake
 from jobs.pipeline import run_job
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 RUN_DATE = "2026-11-03"
 
 

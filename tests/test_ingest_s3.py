@@ -16,6 +16,8 @@ from jobs.generate import generate
 from jobs.lake import STATS_COLUMNS, STATS_PROPERTY, Lake
 from jobs.pipeline import run_job
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 
 def on_s3(settings, name: str):
     storage = settings.storage.model_copy(

@@ -11,6 +11,8 @@ from pyspark.sql import functions as F
 
 from jobs.lake import STATS_PROPERTY, Lake, stats_property
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 
 @pytest.fixture
 def lake(spark, settings, tmp_path):

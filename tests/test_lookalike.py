@@ -9,6 +9,8 @@ from pyspark.sql import functions as F
 
 from jobs.lookalike.model import SeedTooSmallError, fit_and_score, score
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 
 def _people(spark, start: int, n: int, seed: int = 1):
     """Three personas; persona 0 leans to coats a little and lives in the app (a signal the

@@ -29,6 +29,8 @@ from jobs.pipeline import run_pipeline
 
 from .conftest import ROOT, SHORT_JVM_OPTS
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 PEOPLE, DAYS, SEED = 500, 10, 11
 RUN_DATE = "2026-11-10"
 

@@ -17,6 +17,8 @@ from jobs.segments.run import write_membership
 from .conftest import ROOT
 from .segment_fixtures import events_frame
 
+pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
+
 
 def test_every_shipped_segment_matches_a_hand_computation(spark):
     segs = load_segments(ROOT / "conf" / "segments")
