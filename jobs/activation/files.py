@@ -12,6 +12,8 @@ from collections import Counter
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from jobs.storage import hadoop_fs, write_text
+
 MANIFEST, SUCCESS = "manifest.json", "_SUCCESS"
 # a CSV column named ``Email#2`` is headed ``Email``: platforms take repeated columns (several
 # emails of one person) that a DataFrame cannot hold under one name
@@ -57,45 +59,6 @@ AS_IS = {
     "ignoreLeadingWhiteSpace": "false",
     "ignoreTrailingWhiteSpace": "false",
 }
-
-
-def hadoop_fs(spark: SparkSession, path: str):
-    """(Hadoop FileSystem, Path) of ``path``, on whatever filesystem it names (local, s3a)."""
-    jvm = spark._jvm
-    p = jvm.org.apache.hadoop.fs.Path(path)
-    return p.getFileSystem(spark._jsc.hadoopConfiguration()), p
-
-
-def write_text(spark: SparkSession, path: str, text: str) -> None:
-    fs, p = hadoop_fs(spark, path)
-    out = fs.create(p, True)
-    try:
-        out.write(bytearray(text.encode("utf-8")))
-    finally:
-        out.close()
-
-
-def read_text(spark: SparkSession, path: str) -> str:
-    fs, p = hadoop_fs(spark, path)
-    stream = fs.open(p)
-    try:
-        reader = spark._jvm.java.io.BufferedReader(
-            spark._jvm.java.io.InputStreamReader(stream, "UTF-8")
-        )
-        return "\n".join(iter(reader.readLine, None))
-    finally:
-        stream.close()
-
-
-def list_files(spark: SparkSession, folder: str) -> list[str]:
-    fs, p = hadoop_fs(spark, folder)
-    if not fs.exists(p):
-        return []
-    return sorted(
-        s.getPath().getName()
-        for s in fs.listStatus(p)
-        if not s.getPath().getName().startswith(("_", "."))
-    )
 
 
 def file_checksums(spark: SparkSession, folder: str) -> dict[str, dict]:

@@ -91,7 +91,8 @@ def published_rows(spark, folder: str, file_format: str, columns: list[str]):
     rows of today): deltas are computed against what was really shipped. None if that folder
     is gone, was never completed, or has other columns (a file format since changed): the
     delta then goes by person ids."""
-    from jobs.activation.files import MANIFEST, SUCCESS, csv_header, hadoop_fs, read_text
+    from jobs.activation.files import MANIFEST, SUCCESS, csv_header
+    from jobs.storage import hadoop_fs, read_text
 
     fs, marker = hadoop_fs(spark, f"{folder}/{SUCCESS}")
     if not fs.exists(marker):

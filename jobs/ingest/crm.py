@@ -1,6 +1,14 @@
-"""Pure transformations for CRM / third-party customer files (CSV, every column as text)."""
+"""Pure transformations for CRM / third-party customer files (CSV, every column as text).
+
+A customer file is read by the names in its header, not by position: CRM exports order their
+columns as they please and name them in their own words (``E-mail Address``, ``Postcode``).
+``header_fields`` maps each column to the field it holds; columns it does not know are never
+read (they may hold personal data the platform has no rule for)."""
 
 from __future__ import annotations
+
+import csv
+import re
 
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
@@ -20,6 +28,49 @@ CRM_FIELDS = [
     "updated_at",
 ]
 CRM_SCHEMA = StructType([StructField(f, StringType()) for f in CRM_FIELDS])
+
+# header names (lowercased, runs of other characters as "_") -> the field they hold
+HEADER_ALIASES = {
+    **{k: "customer_id" for k in ("id", "customer", "customerid", "customer_no", "crm_id")},
+    **{k: "email" for k in ("e_mail", "email_address", "e_mail_address", "mail")},
+    **{k: "phone" for k in ("phone_number", "telephone", "tel", "mobile", "mobile_phone")},
+    **{k: "first_name" for k in ("firstname", "first", "given_name", "forename")},
+    **{k: "last_name" for k in ("lastname", "last", "surname", "family_name")},
+    **{k: "country" for k in ("country_code", "countrycode")},
+    **{k: "zip" for k in ("zipcode", "zip_code", "postcode", "postal_code", "post_code")},
+    **{k: "opt_out" for k in ("optout", "opted_out", "unsubscribed")},
+    **{k: "updated_at" for k in ("updated", "last_updated", "modified_at", "last_modified")},
+}
+
+
+def header_names(header: str) -> list[str]:
+    """The column names of a CSV header line (a spreadsheet's byte-order mark dropped)."""
+    return next(csv.reader([header.lstrip("\ufeff")]), [])
+
+
+def header_fields(header: str) -> list[str | None]:
+    """A customer file's header line -> the CRM field of each column, in order; None for a
+    column no field is read from (unknown, or a second column of a field already read)."""
+    names = header_names(header)
+    fields: list[str | None] = []
+    for name in names:
+        key = re.sub(r"[^a-z0-9]+", "_", name.strip().lower()).strip("_")
+        field = key if key in CRM_FIELDS else HEADER_ALIASES.get(key)
+        fields.append(field if field not in fields else None)
+    return fields
+
+
+def header_schema(fields: list[str | None]) -> StructType:
+    """The positional schema that reads a file with this header by its names."""
+    names = [f or f"_unread_{i}" for i, f in enumerate(fields)]
+    return StructType([StructField(n, StringType()) for n in names])
+
+
+def as_contract(rows: DataFrame) -> DataFrame:
+    """Rows read with ``header_schema`` -> the contract's columns (absent ones null), in order."""
+    have = set(rows.columns)
+    cols = [F.col(f) if f in have else F.lit(None).cast("string").alias(f) for f in CRM_FIELDS]
+    return rows.select(*cols, *[c for c in ("source_file",) if c in have])
 
 
 def crm_to_bronze(rows: DataFrame, default_country: str) -> DataFrame:

@@ -5,13 +5,23 @@ duplicate and late deliveries land once, bad rows quarantined with a reason."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import reduce
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cache import cached
 from jobs.config import ArrivalDate
-from jobs.ingest.crm import CRM_SCHEMA, crm_to_bronze, split_crm
+from jobs.ingest.crm import (
+    CRM_FIELDS,
+    CRM_SCHEMA,
+    as_contract,
+    crm_to_bronze,
+    header_fields,
+    header_names,
+    header_schema,
+    split_crm,
+)
 from jobs.ingest.events import busy_cookie_days, split_bronze
 from jobs.ingest.files import check_files
 from jobs.ingest.formats import parse, snowplow
@@ -19,6 +29,7 @@ from jobs.ingest.formats.spec import SESSIONLESS
 from jobs.ingest.sources import LAYOUTS, Source, arrival_day, arrival_day_column, sources
 from jobs.lake import Lake
 from jobs.report import JobReport, say
+from jobs.storage import first_line
 
 
 def _add(d: dict[str, int], key: str, n: int) -> None:
@@ -376,7 +387,8 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
 
     def handle(batch: DataFrame, batch_id: int) -> None:
         with cached() as keep:
-            bronze = keep(crm_to_bronze(batch, default_country))
+            rows = _customer_files(lake, batch, report)
+            bronze = keep(crm_to_bronze(rows, default_country))
             lake.append(bronze, "bronze.crm", txn=("bronze-crm", batch_id))
             n_bronze = lake.last_write_rows("bronze.crm")
             silver, quarantine = split_crm(bronze)
@@ -403,6 +415,49 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
             )
 
     _run_stream(lake, stream, "crm", handle)
+
+
+def _customer_files(lake: Lake, batch: DataFrame, report: JobReport) -> DataFrame:
+    """The batch's customer files read by the names in their headers (the stream only says
+    which files are new): files that share a header in one read."""
+    spark = lake.spark
+    groups: dict[tuple, list[str]] = {}
+    headers: dict[tuple, str] = {}
+    for path in sorted(r[0] for r in batch.select("source_file").distinct().collect()):
+        header = first_line(spark, path)
+        if header is not None:
+            fields = tuple(header_fields(header))
+            groups.setdefault(fields, []).append(path)
+            headers.setdefault(fields, header)
+    frames = [batch.where(F.lit(False))]
+    for fields, paths in groups.items():
+        _say_columns(paths, headers[fields], report)
+        rows = (
+            spark.read.schema(header_schema(list(fields)))
+            .option("header", "true")
+            .option("mode", "PERMISSIVE")
+            .csv(paths)
+            .withColumn("source_file", F.col("_metadata.file_path"))
+        )
+        frames.append(as_contract(rows))
+    return reduce(DataFrame.unionByName, frames)
+
+
+def _say_columns(paths: list[str], header: str, report: JobReport) -> None:
+    """Columns no field is read from and fields no column holds, said and kept in the report."""
+    fields = header_fields(header)
+    unread = [n for n, f in zip(header_names(header), fields, strict=True) if f is None]
+    absent = [f for f in CRM_FIELDS if f not in fields]
+    if unread:
+        seen = report.facts.setdefault("crm columns not read", [])
+        seen.extend(n for n in unread if n not in seen)
+    if "customer_id" in absent:
+        say(f"[ingest] crm: no customer id column in {paths[0]} ({header!r}): rows quarantined")
+    elif unread or absent:
+        say(
+            f"[ingest] crm: {len(paths)} file(s) like {paths[0]}: columns not read "
+            f"{unread or '-'}, fields absent {absent or '-'}"
+        )
 
 
 def run(lake: Lake, report: JobReport) -> None:

@@ -12,15 +12,14 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs.activation.files import hadoop_fs
 from jobs.config import Settings
-from jobs.ingest.crm import CRM_SCHEMA
+from jobs.ingest.crm import header_fields, header_schema
 from jobs.ingest.formats import parse
 from jobs.ingest.formats.common import CARRY
 from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.ingest.sources import Source, sources
+from jobs.storage import first_line, hadoop_fs
 
-CRM_DDL = ", ".join(f"{f} string" for f in CRM_SCHEMA.fieldNames())
 MIN_FREE_TEXT_MATCH = 8  # shorter ids are matched only as whole fields, never inside text
 LINE = CARRY + "line"  # the line (or Parquet row) as it is in the file
 ID_FIELDS = {  # bronze column -> identifier type
@@ -58,12 +57,20 @@ def event_matches(ids: dict[str, list[str]]) -> Column:
     return cond | (unparsed & contains_any(F.col(LINE).cast("string"), _clear(ids)))
 
 
-def crm_matches(ids: dict[str, list[str]], default_country: str) -> Column:
-    """Whether a CRM CSV line (in the contract's column order) is about the person."""
-    c = F.from_csv("value", CRM_DDL)
-    cond = F.trim(c.customer_id).isin(ids.get("crm", []))
-    cond = cond | email_hashes(c.email)["email_sha256"].isin(ids.get("email", []))
-    phone = phone_hashes(c.phone, F.upper(c.country), default_country)["phone_sha256"]
+def crm_matches(
+    ids: dict[str, list[str]], default_country: str, fields: list[str | None]
+) -> Column:
+    """Whether a CRM CSV line is about the person; ``fields``: its file's header, as
+    ``header_fields`` reads it (ingestion reads the file by the same names)."""
+    schema = header_schema(fields)
+    row = F.from_csv("value", ", ".join(f"`{f.name}` string" for f in schema.fields))
+
+    def get(field: str) -> Column:
+        return row[field] if field in fields else F.lit(None).cast("string")
+
+    cond = F.trim(get("customer_id")).isin(ids.get("crm", []))
+    cond = cond | email_hashes(get("email"))["email_sha256"].isin(ids.get("email", []))
+    phone = phone_hashes(get("phone"), F.upper(get("country")), default_country)["phone_sha256"]
     return F.coalesce(cond | phone.isin(ids.get("phone", [])), F.lit(False))
 
 
@@ -151,13 +158,21 @@ def erase_crm(
     if not fs.exists(root):
         return 0, 0
     country = settings.ingest.default_country
-    everything = _text(spark, f"{raw}/crm/dt=*/*.csv")
-    hits = everything.where(crm_matches(ids, country)).select("source_file").distinct().collect()
-    removed = 0
-    for path in [r["source_file"] for r in hits]:
-        one = _text(spark, path).withColumn(LINE, F.col("value"))
-        removed += _rewrite(spark, path, one, crm_matches(ids, country), parquet=False)
-    return len(hits), removed
+    found = fs.globStatus(spark._jvm.org.apache.hadoop.fs.Path(f"{raw}/crm/dt=*/*.csv"))
+    groups: dict[tuple, list[str]] = {}  # files that share a header are searched together
+    for path in sorted(str(s.getPath().toString()) for s in (found or [])):
+        header = first_line(spark, path)
+        if header is not None:
+            groups.setdefault(tuple(header_fields(header)), []).append(path)
+    files = removed = 0
+    for fields, paths in groups.items():
+        match = crm_matches(ids, country, list(fields))
+        hits = _text(spark, paths).where(match).select("source_file").distinct().collect()
+        for path in [r["source_file"] for r in hits]:
+            one = _text(spark, path).withColumn(LINE, F.col("value"))
+            removed += _rewrite(spark, path, one, match, parquet=False)
+        files += len(hits)
+    return files, removed
 
 
 def erase_raw(

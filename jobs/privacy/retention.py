@@ -8,10 +8,10 @@ from datetime import date, timedelta
 
 from pyspark.sql import functions as F
 
-from jobs.activation.files import hadoop_fs
 from jobs.ingest.sources import LAYOUTS, arrival_day, sources
 from jobs.lake import Lake
 from jobs.report import JobReport
+from jobs.storage import hadoop_fs
 
 TARGETS = {"bronze.events": ("dt", "bronze_days"), "silver.events": ("event_date", "silver_days")}
 

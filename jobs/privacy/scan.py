@@ -53,7 +53,7 @@ def scan(lake: Lake) -> list[dict]:
         f for found in per_table(lambda t: scan_frame(lake.read(t), t), tables) for f in found
     ]
     root = lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/")
-    from jobs.activation.files import hadoop_fs
+    from jobs.storage import hadoop_fs
 
     fs, p = hadoop_fs(spark, root)
     if fs.exists(p):
