@@ -164,6 +164,56 @@ def test_meta_zips_of_several_countries_follow_the_guide(spark):
     assert got["z11"]["COUNTRY"] is None  # the default guides the zip, never claims a country
 
 
+# (customer_id, country, city, state, gender, date of birth as written, (year, month, day))
+META_DETAILS = [
+    ("d1", "US", "San Francisco", " CA ", "Female", "1985-03-07", ("1985", "3", "7")),
+    ("d2", "US", "new york", "NY", "m", "3/7/1985", ("1985", "3", "7")),  # US: month first
+    ("d3", "FR", "Saint-Étienne", "Loire", " MALE ", "07/03/1985", ("1985", "3", "7")),
+    ("d4", "DE", "Köln", "NW", "f", "19991231", ("1999", "12", "31")),
+    ("d5", "GB", "St. Albans", "Herts.", "F", "31.12.1999", ("1999", "12", "31")),
+]
+
+
+def test_meta_city_state_gender_and_birth_date_are_what_its_sdk_computes(spark):
+    """CT, ST, GEN, DOBY, DOBM, DOBD against the SDK given the same values (the date split
+    into its parts, as the SDK takes it). The SDK keeps a-z only: on accented cities the guide
+    (accents kept, as for names) is the reference, checked on its own below."""
+    records = [
+        {"customer_id": k, "email": f"{k}@example.com", "country": country, "city": city,
+         "state": state, "gender": gender, "date_of_birth": dob}
+        for k, country, city, state, gender, dob, _ in META_DETAILS
+    ]  # fmt: skip
+    got = by_person(exported(spark, records, meta))
+    keys = [KEYS.ct, KEYS.st, KEYS.gen, KEYS.doby, KEYS.dobm, KEYS.dobd]
+    for k, _, city, state, gender, _, parts in META_DETAILS:
+        params = CustomAudience.format_params(keys, [[city, state, gender, *parts]], is_raw=True)
+        expected = dict(zip(keys, params["payload"]["data"][0], strict=True))
+        if not city.isascii():
+            expected[KEYS.ct] = sha(city.lower().replace("-", ""))
+        for key, value in expected.items():
+            assert got[k][key] == value, (k, key)
+
+
+def test_meta_details_the_sdk_does_not_cover(spark):
+    """A US state's full name becomes its code (the guide); a gender other than f or m, a date
+    that does not exist or lies in the future, and empty values are not sent."""
+    records = [
+        {"customer_id": "e1", "email": "e1@example.com", "country": "US", "state": "California",
+         "gender": "x", "date_of_birth": "1985-02-30"},
+        {"customer_id": "e2", "email": "e2@example.com", "country": "US", "state": "New York",
+         "gender": " ", "date_of_birth": "2199-01-01", "city": " "},
+        {"customer_id": "e3", "email": "e3@example.com", "country": "CA", "state": "Ontario"},
+    ]  # fmt: skip
+    got = by_person(exported(spark, records, meta))
+    assert (got["e1"]["ST"], got["e2"]["ST"], got["e3"]["ST"]) == (
+        sha("ca"),
+        sha("ny"),
+        sha("ontario"),
+    )
+    for k in ("e1", "e2", "e3"):
+        assert [got[k][c] for c in ("GEN", "DOBY", "DOBM", "DOBD", "CT")] == [None] * 5, k
+
+
 def test_meta_names_keep_accented_letters_as_the_guide_allows(spark):
     """The guide: lowercase letters, special characters in UTF-8. (The SDK's normalize_key keeps
     a-z only and would send ``jos``: on ASCII names, above, the two agree.)"""

@@ -8,21 +8,43 @@ import hashlib
 
 import pytest
 
-from jobs.ingest.crm import CRM_FIELDS, header_fields
+from jobs.ingest.crm import CORE_FIELDS, CRM_FIELDS, header_fields
 from jobs.lake import Lake
 from jobs.pipeline import run_job
 from jobs.privacy.raw_files import erase_crm
 
 DAY = "2026-11-01"
 IN_ORDER = [
-    CRM_FIELDS,
+    CORE_FIELDS,
     ["c1", "Ann@Example.com", "+1 415 555 0101", "Ann", "Lee", "US", "94105", "N", DAY],
 ]
 # another CRM's export: its own order and words, a free-text column, no opt-out column
-REORDERED = [
-    ["Postcode", "E-mail Address", "Surname", "Notes", "Customer ID", "Country", "Last Updated"],
-    ["SW1A 1AA", " bob@example.org ", "Brown", "called 2x, prefers SMS", "c2", "gb", DAY],
-    ["10115", "cleo@example.de", "Cruz", "", "c3", "DE", DAY],
+REORDERED = [  # fmt: skip
+    [
+        "Postcode",
+        "E-mail Address",
+        "Surname",
+        "Notes",
+        "Customer ID",
+        "Country",
+        "Last Updated",
+        "Town",
+        "DOB",
+        "Sex",
+    ],
+    [
+        "SW1A 1AA",
+        " bob@example.org ",
+        "Brown",
+        "called 2x, prefers SMS",
+        "c2",
+        "gb",
+        DAY,
+        "London",
+        "31/12/1999",
+        "M",
+    ],
+    ["10115", "cleo@example.de", "Cruz", "", "c3", "DE", DAY, "", "1999-02-30", ""],
 ]
 NO_ID = [["email", "phone"], ["dan@example.com", "+44 20 7946 0000"]]
 
@@ -78,16 +100,26 @@ def test_a_reordered_file_is_read_by_its_names(crm_lake):
     assert (got["c2"]["zip"], got["c2"]["country"]) == ("SW1A 1AA", "GB")
     assert got["c2"]["first_name_sha256"] is None and got["c2"]["opt_out"] is None
     assert got["c3"]["email_sha256"] == sha("cleo@example.de")
+    # the optional fields by their own words: Town, DOB (day first outside the US), Sex
+    assert got["c2"]["city_meta_sha256"] == sha("london") and got["c2"]["state_meta_sha256"] is None
+    assert [got["c2"][f"dob_{p}_sha256"] for p in ("year", "month", "day")] == [
+        sha("1999"),
+        sha("12"),
+        sha("31"),
+    ]
+    assert got["c2"]["gender_meta_sha256"] == sha("m")
+    assert got["c3"]["dob_year_sha256"] is None and got["c3"]["city_meta_sha256"] is None
     # the free text was never read, and the report says so
     assert "Notes" in report.facts["crm columns not read"]
     assert "notes" not in {c.lower() for c in lake.read("bronze.crm").columns}
 
 
-def test_a_file_without_a_customer_id_column_is_quarantined_row_by_row(crm_lake):
+def test_no_customer_id_column_quarantines_the_rows_and_a_bad_date_only_its_field(crm_lake):
     lake, _, _ = crm_lake
     q = lake.read("silver.quarantine").where("source = 'crm'").collect()
-    assert [(r["reason"], r["source_file"].rsplit("/", 1)[1]) for r in q] == [
-        ("missing_customer_id", "c.csv")
+    assert sorted((r["reason"], r["source_file"].rsplit("/", 1)[1]) for r in q) == [
+        ("invalid_date_of_birth", "b.csv"),  # c3's 30 February: the row stays, without it
+        ("missing_customer_id", "c.csv"),
     ]
 
 

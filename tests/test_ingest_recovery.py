@@ -11,6 +11,7 @@ from datetime import date
 import pytest
 
 from jobs.generate import generate
+from jobs.ingest.crm import DETAIL_COLS
 from jobs.lake import Lake
 from jobs.pipeline import run_job
 
@@ -99,14 +100,24 @@ def test_a_lake_written_before_the_formats_gains_their_columns(spark, settings, 
     later.rename(aside)
     lake = _lake(spark, settings, tmp_path / "lake")
     run_job(lake, "ingest", RUN_DATE)
-    for table in ("bronze.events", "silver.events"):
+    gone = {"bronze.events": NEW_COLUMNS, "silver.events": NEW_COLUMNS}
+    gone |= {"bronze.crm": DETAIL_COLS, "silver.crm": DETAIL_COLS}
+    for table, columns in gone.items():
         old = lake.read(table)
-        old = old.drop(*[c for c in NEW_COLUMNS if c in old.columns]).localCheckpoint()
+        old = old.drop(*[c for c in columns if c in old.columns]).localCheckpoint()
         lake.overwrite(old, table)
-        assert "source_name" not in lake.read(table).columns
+        assert not set(columns) & set(lake.read(table).columns)
     before = lake.read("silver.events").count()
+    customers = lake.read("silver.crm").count()
     aside.rename(later)
+    crm = next((landing / "raw" / "crm").glob("dt=*"))
+    again = (crm / "customers.csv").read_text(encoding="utf-8").splitlines()[:4]
+    (crm / "again.csv").write_text("\n".join(again) + "\n", encoding="utf-8")
     report = run_job(lake, "ingest", RUN_DATE)
+    # three customers sent again gain the optional fields' columns; the others keep nulls
+    silver_crm = lake.read("silver.crm")
+    assert silver_crm.count() == customers
+    assert silver_crm.where("city_meta_sha256 IS NOT NULL").count() == 3
     silver = lake.read("silver.events")
     assert set(NEW_COLUMNS) - {"items", "format_error"} <= set(silver.columns)
     assert silver.count() == before + report.written["silver.events"] > before

@@ -11,6 +11,8 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
+from jobs.ingest.crm import DETAIL_COLS
+
 EMAIL_COLS = ["email_sha256", "email_google_sha256", "email_uid2_sha256"]
 PHONE_COLS = ["phone_sha256", "phone_digits_sha256"]
 NAME_COLS = [
@@ -40,6 +42,7 @@ IDENTIFIER_COLS = [
     *NAME_COLS,
     "country",
     "zip",
+    *DETAIL_COLS,
     "device_id",
     "emails",
     "phones",
@@ -124,7 +127,7 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
             *PHONE_COLS,
             *[c(e).alias(n) for n, e in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)],
             c(EVENT_COUNTRY).alias("country"),
-            F.lit(None).cast("string").alias("zip"),
+            *[F.lit(None).cast("string").alias(col) for col in ["zip", *DETAIL_COLS]],
             "device_id",
             _latest_first(EMAIL_COLS, [c(x) for x in EMAIL_COLS], [c(EVENT_EMAILS)]).alias(
                 "emails"
@@ -133,6 +136,7 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
                 "phones"
             ),
         )
+    crm = _with_columns(crm, DETAIL_COLS)  # a CRM table from before them
     linked = person_map.where(c("id_type") == "crm").select(
         "person_id", c("id_value").alias("customer_id")
     )
@@ -142,7 +146,7 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
         .agg(
             *[
                 F.max_by(col, "updated_at").alias(f"crm_{col}")
-                for col in EMAIL_COLS + PHONE_COLS + NAME_COLS + ["country", "zip"]
+                for col in EMAIL_COLS + PHONE_COLS + NAME_COLS + ["country", "zip", *DETAIL_COLS]
             ],
             _every(F.lit(True), EMAIL_COLS, "crm_emails"),
             _every(F.lit(True), PHONE_COLS, "crm_phones"),
@@ -167,7 +171,7 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
             for col, e in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)
         ],
         F.coalesce("crm_country", EVENT_COUNTRY).alias("country"),
-        c("crm_zip").alias("zip"),
+        *[c(f"crm_{col}").alias(col) for col in ["zip", *DETAIL_COLS]],
         "device_id",
         _latest_first(
             EMAIL_COLS, [c(f"_{x}") for x in EMAIL_COLS], [c(EVENT_EMAILS), c("crm_emails")]
@@ -178,8 +182,16 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
     )
 
 
+def _with_columns(df: DataFrame, cols: list[str]) -> DataFrame:
+    """``cols`` that ``df`` lacks, as nulls."""
+    missing = [F.lit(None).cast("string").alias(col) for col in cols if col not in df.columns]
+    return df.select("*", *missing)
+
+
 def with_lists(ids: DataFrame) -> DataFrame:
-    """``emails`` / ``phones`` made of the single columns where a frame has no lists."""
+    """``emails`` / ``phones`` made of the single columns where a frame has no lists, and
+    the CRM's detail columns as nulls where it has none (a table written before them)."""
+    ids = _with_columns(ids, DETAIL_COLS)
     for name, cols in (("emails", EMAIL_COLS), ("phones", PHONE_COLS)):
         if name not in ids.columns:
             present = [F.col(c) if c in ids.columns else F.lit(None).cast("string") for c in cols]

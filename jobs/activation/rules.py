@@ -3,9 +3,10 @@ identifier columns), its normalisation in words and where the platform publishes
 
 The exporter builds every file from this table (``formats.py``) and writes its ``described``
 form into each manifest, so what a platform reads about a file and the code that wrote it
-cannot disagree. Emails, phones and names reach the lake already normalised and hashed in every
-form a platform needs (``jobs/ingest/normalise.py``: a hash cannot be undone); country, zip and
-advertising ids are kept in clear and normalised here, per platform.
+cannot disagree. Emails, phones, names, and the CRM's city, state, gender and date of birth
+reach the lake already normalised and hashed in every form a platform needs
+(``jobs/ingest/normalise.py``: a hash cannot be undone); country, zip and advertising ids are
+kept in clear and normalised here, per platform.
 """
 
 from __future__ import annotations
@@ -177,6 +178,19 @@ RULES: dict[str, list[Rule]] = {
             _col("last_name_meta_sha256"),
         ),
         Rule(
+            "CT",
+            "SHA-256 hex of the lowercased city, letters only (as FN)",
+            META_GUIDE,
+            _col("city_meta_sha256"),
+        ),
+        Rule(
+            "ST",
+            "SHA-256 hex of the lowercased state, letters only; a US state's name as its "
+            "2-letter ANSI code",
+            META_GUIDE,
+            _col("state_meta_sha256"),
+        ),
+        Rule(
             "ZIP",
             "SHA-256 hex of the lowercased code without spaces; US: its first five digits; "
             "GB: area, district and sector",
@@ -188,6 +202,20 @@ RULES: dict[str, list[Rule]] = {
             "SHA-256 hex of the lowercased ISO 3166-1 alpha-2 code",
             META_SDK,
             _meta_country_hash,
+        ),
+        *[
+            Rule(header, f"SHA-256 hex of the {what} of birth, {digits}", META_SDK, _col(col))
+            for header, what, digits, col in [
+                ("DOBY", "year", "4 digits", "dob_year_sha256"),
+                ("DOBM", "month", "2 digits", "dob_month_sha256"),
+                ("DOBD", "day", "2 digits", "dob_day_sha256"),
+            ]
+        ],
+        Rule(
+            "GEN",
+            "SHA-256 hex of f or m, the first letter of the lowercased gender",
+            META_SDK,
+            _col("gender_meta_sha256"),
         ),
         Rule(
             "MADID",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import uuid
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 
 from jobs.generate.catalogue import pick_persona
 
@@ -55,6 +56,31 @@ COUNTRIES = {
     "FR": ("33", 9, lambda r: f"{r.randint(10000, 95999)}"),
     "DE": ("49", 10, lambda r: f"{r.randint(10000, 99999)}"),
 }
+# country -> (city, state) pairs customer files carry; states as CRMs write them
+CITIES = {
+    "US": [("San Francisco", "CA"), ("Austin", "Texas"), ("new york", "NY")],
+    "GB": [("London", ""), ("St. Albans", "Herts")],
+    "FR": [("Paris", ""), ("Saint-Étienne", "Loire")],
+    "DE": [("Köln", "NW"), ("Berlin", "")],
+}
+
+
+def crm_details(crm_id: str, country: str) -> dict[str, str]:
+    """City, state, gender and date of birth of a customer record, some left empty as real
+    exports leave them. Drawn from the customer id alone, so the rest of the world is the same
+    with or without them."""
+    rng = random.Random(crm_id)
+    city, state = rng.choice(CITIES[country])
+    born = date(1950, 1, 1) + timedelta(days=rng.randrange(20000))
+    written = rng.choice([born.isoformat(), born.strftime("%Y%m%d"), ""])
+    return {
+        "city": city,
+        "state": state,
+        "gender": rng.choice(["F", "M", "female", "male", ""]),
+        "date_of_birth": written,
+    }
+
+
 TEST_EMAILS = ["test@test.com", "Test@Test.com ", "a@a.com"]
 OFFICE_IP = "203.0.113.10"  # one NAT address shared by a whole office
 HOUSEHOLD_EVERY, HOUSEHOLD_SIZE = 40, 3  # people 40k..40k+2 share one app device

@@ -24,6 +24,7 @@ from jobs.generate.population import (
     COUNTRIES,
     TEST_EMAILS,
     Person,
+    crm_details,
     make_person,
     messy_email,
     messy_phone,
@@ -273,6 +274,7 @@ def generate(
                     "zip": p.zip,
                     "opt_out": "Y" if p.crm_opt_out else "N",
                     "updated_at": updated,
+                    **crm_details(p.crm_id, p.country),
                 }
             )
             seen |= {("crm", p.crm_id), ("email", p.email)}

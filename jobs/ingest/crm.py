@@ -10,13 +10,20 @@ from __future__ import annotations
 import csv
 import re
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
-from jobs.ingest.normalise import email_hashes, google_name, meta_name, phone_hashes, sha256_hex
+from jobs.ingest.normalise import (
+    detail_hashes,
+    email_hashes,
+    google_name,
+    meta_name,
+    phone_hashes,
+    sha256_hex,
+)
 
-CRM_FIELDS = [
+CORE_FIELDS = [
     "customer_id",
     "email",
     "phone",
@@ -26,6 +33,16 @@ CRM_FIELDS = [
     "zip",
     "opt_out",
     "updated_at",
+]
+OPTIONAL_FIELDS = ["city", "state", "gender", "date_of_birth"]  # Meta matches on them
+CRM_FIELDS = CORE_FIELDS + OPTIONAL_FIELDS
+DETAIL_COLS = [  # their hashes in bronze and silver (jobs/ingest/normalise.py)
+    "city_meta_sha256",
+    "state_meta_sha256",
+    "gender_meta_sha256",
+    "dob_year_sha256",
+    "dob_month_sha256",
+    "dob_day_sha256",
 ]
 CRM_SCHEMA = StructType([StructField(f, StringType()) for f in CRM_FIELDS])
 
@@ -40,6 +57,10 @@ HEADER_ALIASES = {
     **{k: "zip" for k in ("zipcode", "zip_code", "postcode", "postal_code", "post_code")},
     **{k: "opt_out" for k in ("optout", "opted_out", "unsubscribed")},
     **{k: "updated_at" for k in ("updated", "last_updated", "modified_at", "last_modified")},
+    **{k: "city" for k in ("town", "ct")},
+    **{k: "state" for k in ("region", "province", "state_code", "st")},
+    **{k: "gender" for k in ("sex", "gen", "ge")},
+    **{k: "date_of_birth" for k in ("dob", "birth_date", "birthdate", "birthday", "db")},
 }
 
 
@@ -85,8 +106,15 @@ def crm_to_bronze(rows: DataFrame, default_country: str) -> DataFrame:
         sha256_hex(google_name(c("last_name"))).alias("last_name_sha256"),
         sha256_hex(meta_name(c("first_name"))).alias("first_name_meta_sha256"),
         sha256_hex(meta_name(c("last_name"))).alias("last_name_meta_sha256"),
-        (F.length(F.trim(F.coalesce(c("email"), F.lit("")))) > 0).alias("had_email"),
-        (F.length(F.trim(F.coalesce(c("phone"), F.lit("")))) > 0).alias("had_phone"),
+        *[
+            col.alias(n)
+            for n, col in detail_hashes(
+                c("city"), c("state"), c("gender"), c("date_of_birth"), country
+            ).items()
+        ],
+        _given("email").alias("had_email"),
+        _given("phone").alias("had_phone"),
+        _given("date_of_birth").alias("had_date_of_birth"),
         country.alias("country"),
         F.trim(c("zip")).alias("zip"),
         "opt_out",
@@ -95,6 +123,10 @@ def crm_to_bronze(rows: DataFrame, default_country: str) -> DataFrame:
         F.regexp_extract("source_file", r"dt=(\d{4}-\d{2}-\d{2})", 1).alias("dt"),
         F.current_timestamp().alias("ingested_at"),
     )
+
+
+def _given(field: str) -> Column:
+    return F.length(F.trim(F.coalesce(F.col(field), F.lit("")))) > 0
 
 
 def split_crm(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
@@ -110,8 +142,11 @@ def split_crm(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
     reason = F.when(
         c("customer_id").isNull() | (F.trim(c("customer_id")) == ""), F.lit("missing_customer_id")
     ).when(c("updated_ts").isNull(), F.lit("invalid_updated_at"))
-    field_issue = F.when(c("had_email") & c("email_sha256").isNull(), F.lit("invalid_email")).when(
-        c("had_phone") & c("phone_sha256").isNull(), F.lit("invalid_phone")
+    bad_dob = c("had_date_of_birth") & c("dob_year_sha256").isNull()
+    field_issue = (
+        F.when(c("had_email") & c("email_sha256").isNull(), F.lit("invalid_email"))
+        .when(c("had_phone") & c("phone_sha256").isNull(), F.lit("invalid_phone"))
+        .when(bad_dob, F.lit("invalid_date_of_birth"))
     )
     b = b.withColumn("reason", reason).withColumn("field_issue", field_issue)
     quarantine = b.where(c("reason").isNotNull() | c("field_issue").isNotNull()).select(
@@ -142,6 +177,7 @@ def split_crm(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
             "last_name_meta_sha256",
             "country",
             "zip",
+            *DETAIL_COLS,
             F.when(opt_out.isin("Y", "YES", "TRUE", "1"), True)
             .when(opt_out.isin("N", "NO", "FALSE", "0"), False)
             .alias("opt_out"),

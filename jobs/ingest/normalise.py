@@ -7,7 +7,12 @@ The lake keeps one SHA-256 per form that a destination needs, because a hash can
   TTD wants Base64 of the digest, derivable from this hex);
 - ``phone_sha256``: E.164 with the ``+`` (Google, TTD);  ``phone_digits_sha256``: digits only
   (Meta);
-- names: ``*_sha256`` trimmed + lowercased (Google), ``*_meta_sha256`` lowercase letters only.
+- names: ``*_sha256`` trimmed + lowercased (Google), ``*_meta_sha256`` lowercase letters only;
+- city, state, gender and date of birth (Meta only): ``city_meta_sha256``, ``state_meta_sha256``
+  (a US state's name as its two-letter code), ``gender_meta_sha256`` (``f`` / ``m``),
+  ``dob_year_sha256`` / ``dob_month_sha256`` / ``dob_day_sha256`` (``YYYY``, ``MM``, ``DD``:
+  the SDK's DOBY, DOBM, DOBD). A hash of a year or a gender hides nothing: these columns are
+  as personal as the values.
 """
 
 from __future__ import annotations
@@ -102,6 +107,67 @@ def meta_name(col: Column) -> Column:
     """Meta: lowercase letters only (accents kept as letters, punctuation and spaces dropped)."""
     n = F.regexp_replace(F.lower(F.trim(col)), r"[^\p{L}]", "")
     return F.when(F.length(n) > 0, n)
+
+
+US_STATES = {  # Meta: "use the 2-character ANSI abbreviation code" for US states
+    "alabama": "al", "alaska": "ak", "arizona": "az", "arkansas": "ar", "california": "ca",
+    "colorado": "co", "connecticut": "ct", "delaware": "de", "districtofcolumbia": "dc",
+    "florida": "fl", "georgia": "ga", "hawaii": "hi", "idaho": "id", "illinois": "il",
+    "indiana": "in", "iowa": "ia", "kansas": "ks", "kentucky": "ky", "louisiana": "la",
+    "maine": "me", "maryland": "md", "massachusetts": "ma", "michigan": "mi", "minnesota": "mn",
+    "mississippi": "ms", "missouri": "mo", "montana": "mt", "nebraska": "ne", "nevada": "nv",
+    "newhampshire": "nh", "newjersey": "nj", "newmexico": "nm", "newyork": "ny",
+    "northcarolina": "nc", "northdakota": "nd", "ohio": "oh", "oklahoma": "ok", "oregon": "or",
+    "pennsylvania": "pa", "rhodeisland": "ri", "southcarolina": "sc", "southdakota": "sd",
+    "tennessee": "tn", "texas": "tx", "utah": "ut", "vermont": "vt", "virginia": "va",
+    "washington": "wa", "westvirginia": "wv", "wisconsin": "wi", "wyoming": "wy",
+}  # fmt: skip
+
+
+def meta_state(col: Column, country: Column) -> Column:
+    """Meta's state: lowercase letters only; a US state's full name becomes its code."""
+    s = meta_name(col)
+    codes = F.create_map(*[F.lit(x) for kv in US_STATES.items() for x in kv])
+    return F.when(country == "US", F.coalesce(codes[s], s)).otherwise(s)
+
+
+def meta_gender(col: Column) -> Column:
+    """Meta's gender: ``f`` or ``m``, the first letter of the lowercased value (the SDK's
+    rule); anything else is not sent."""
+    g = F.substring(F.lower(F.trim(col)), 1, 1)
+    return F.when(g.isin("f", "m"), g)
+
+
+def birth_date(col: Column, country: Column) -> Column:
+    """A date of birth as customer files write it: ISO ``YYYY-MM-DD`` or ``YYYYMMDD``, else
+    ``M/D/YYYY`` in the US and ``D/M/YYYY`` elsewhere (also with ``.`` or ``-``); a year
+    before 1900 or a date in the future is not a birth date."""
+    v = F.trim(col)
+    slashed = F.regexp_replace(v, r"[.-]", "/")
+    local = F.when(country == "US", F.try_to_date(slashed, "M/d/yyyy")).otherwise(
+        F.try_to_date(slashed, "d/M/yyyy")
+    )
+    d = F.coalesce(
+        F.when(v.rlike(r"^\d{4}-\d{2}-\d{2}$"), F.try_to_date(v, "yyyy-MM-dd")),
+        F.when(v.rlike(r"^\d{8}$"), F.try_to_date(v, "yyyyMMdd")),
+        F.when(v.rlike(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{4}$"), local),
+    )
+    return F.when((F.year(d) >= 1900) & (d <= F.current_date()), d)
+
+
+def detail_hashes(
+    city: Column, state: Column, gender: Column, dob: Column, country: Column
+) -> dict[str, Column]:
+    """Meta's hashed city, state, gender and date of birth (year, month, day apart)."""
+    d = birth_date(dob, country)
+    return {
+        "city_meta_sha256": sha256_hex(meta_name(city)),
+        "state_meta_sha256": sha256_hex(meta_state(state, country)),
+        "gender_meta_sha256": sha256_hex(meta_gender(gender)),
+        "dob_year_sha256": sha256_hex(F.date_format(d, "yyyy")),
+        "dob_month_sha256": sha256_hex(F.date_format(d, "MM")),
+        "dob_day_sha256": sha256_hex(F.date_format(d, "dd")),
+    }
 
 
 def email_hashes(raw: Column) -> dict[str, Column]:

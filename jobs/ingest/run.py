@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 from jobs.cache import cached
 from jobs.config import ArrivalDate
 from jobs.ingest.crm import (
-    CRM_FIELDS,
+    CORE_FIELDS,
     CRM_SCHEMA,
     as_contract,
     crm_to_bronze,
@@ -389,7 +389,8 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
         with cached() as keep:
             rows = _customer_files(lake, batch, report)
             bronze = keep(crm_to_bronze(rows, default_country))
-            lake.append(bronze, "bronze.crm", txn=("bronze-crm", batch_id))
+            # merge_schema: a lake from before the optional fields gains their columns
+            lake.append(bronze, "bronze.crm", txn=("bronze-crm", batch_id), merge_schema=True)
             n_bronze = lake.last_write_rows("bronze.crm")
             silver, quarantine = split_crm(bronze)
             lake.append(quarantine, "silver.quarantine", txn=("quarantine-crm", batch_id))
@@ -397,14 +398,16 @@ def ingest_crm(lake: Lake, report: JobReport) -> None:
             if not lake.exists("silver.crm"):
                 lake.append(silver, "silver.crm")
             else:
-                (
-                    lake.merge_target("silver.crm", silver)
-                    .alias("t")
+                target = lake.merge_target("silver.crm", silver)
+                merge = (
+                    target.alias("t")
                     .merge(silver.alias("s"), "t.customer_id = s.customer_id")
                     .whenMatchedUpdateAll(condition="s.updated_at >= t.updated_at")
                     .whenNotMatchedInsertAll()
-                    .execute()
                 )
+                if set(silver.columns) - set(target.toDF().columns):  # a lake from before
+                    merge = merge.withSchemaEvolution()
+                merge.execute()
             n_silver = lake.last_write_rows("silver.crm")
             _add(report.read, "crm_rows", n_bronze)
             _add(report.written, "silver.crm", n_silver)
@@ -447,7 +450,7 @@ def _say_columns(paths: list[str], header: str, report: JobReport) -> None:
     """Columns no field is read from and fields no column holds, said and kept in the report."""
     fields = header_fields(header)
     unread = [n for n, f in zip(header_names(header), fields, strict=True) if f is None]
-    absent = [f for f in CRM_FIELDS if f not in fields]
+    absent = [f for f in CORE_FIELDS if f not in fields]
     if unread:
         seen = report.facts.setdefault("crm columns not read", [])
         seen.extend(n for n in unread if n not in seen)
