@@ -194,6 +194,22 @@ class DestinationSettings(_Strict):
     segments: list[str]
     min_audience_size: int = Field(100, ge=0)
     max_rows_per_file: int = Field(1_000_000, ge=1)
+    # send the CRM's customer id (Meta's EXTERN_ID; a column of the generic file): it matches
+    # only where the advertiser sends the same id to the platform itself
+    send_external_id: bool = False
+
+    @model_validator(mode="after")
+    def _external_id_where_taken(self):
+        if self.send_external_id and self.platform not in ("meta", "generic"):
+            raise ValueError(
+                f"send_external_id: {self.platform} takes no external id in these files "
+                "(only meta and generic do)"
+            )
+        return self
+
+    def opted(self) -> frozenset[str]:
+        """The opt-in columns this destination sends (``jobs.activation.rules.Rule.opt_in``)."""
+        return frozenset({"send_external_id"} if self.send_external_id else ())
 
 
 class PrivacySettings(_Strict):

@@ -11,6 +11,7 @@ import csv
 import glob
 import gzip
 import hashlib
+from functools import partial
 
 import pytest
 from facebook_business.adobjects.customaudience import CustomAudience
@@ -27,7 +28,7 @@ from jobs.activation.identifiers import (
     PHONE_COLS,
     with_crm,
 )
-from jobs.activation.rules import RULES, described
+from jobs.activation.rules import EXTERNAL_ID, RULES, described
 from jobs.ingest.crm import CRM_FIELDS, crm_to_bronze
 
 KEYS = CustomAudience.Schema.MultiKeySchema
@@ -135,6 +136,20 @@ def test_meta_columns_are_what_its_sdk_computes(spark):
     # mobile_advertiser_id schema sends it unhashed too)
     assert got["m1"]["MADID"] == MADIDS["m1"].lower()
     assert got["m2"]["MADID"] == MADIDS["m2"] and got["m3"]["MADID"] is None
+
+
+def test_meta_extern_id_only_where_a_destination_opts_in(spark):
+    """EXTERN_ID as the SDK sends it (trimmed, lowercased, not hashed), the latest CRM record's
+    customer id; absent from the file and its manifest unless the destination opts in."""
+    opted = frozenset({EXTERNAL_ID})
+    records = [dict(r, customer_id=f" {r['customer_id'].upper()} ") for r in META_RECORDS[:2]]
+    got = exported(spark, records, partial(meta, opted=opted))
+    params = CustomAudience.format_params(
+        [KEYS.extern_id], [[r["customer_id"]] for r in records], is_raw=True
+    )
+    assert sorted(r["EXTERN_ID"] for r in got) == sorted(u[0] for u in params["payload"]["data"])
+    assert "EXTERN_ID" in described("meta", opted) and "EXTERN_ID" not in described("meta")
+    assert all("EXTERN_ID" not in r for r in exported(spark, records, meta))
 
 
 def test_meta_zips_of_several_countries_follow_the_guide(spark):
@@ -290,7 +305,8 @@ def test_trade_desk_columns_are_what_the_uid2_sdk_computes(spark):
 
 @pytest.mark.parametrize("platform", ["google", "meta", "ttd"])
 def test_the_manifest_describes_every_column_from_the_same_table(platform):
-    spec = described(platform)
+    everything = frozenset(r.opt_in for r in RULES[platform] if r.opt_in)
+    spec = described(platform, everything)
     assert list(spec) == list(dict.fromkeys(csv_header([r.header for r in RULES[platform]])))
     assert all("[" in text and "]" in text for text in spec.values())  # each names its source
 

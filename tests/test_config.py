@@ -48,3 +48,12 @@ def test_environment_overrides_file(tmp_path):
     assert s.storage.lake_root == "s3a://lake/dmp"
     assert s.spark.shuffle_partitions == 16
     assert s.resolve(s.storage.lake_root) == "s3a://lake/dmp"
+
+
+def test_an_external_id_only_where_the_platform_takes_one(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text(
+        "destinations:\n  - {name: g, platform: google, segments: [s], send_external_id: true}\n"
+    )
+    with pytest.raises(ConfigError, match=r"destinations\.0.*send_external_id: google takes no"):
+        load_settings(f, environ={})

@@ -793,9 +793,11 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     )
     emails = {_node("email", r["value"]): r for r in world["idents"] if r["id_type"] == "email"}
     pm = lake.read("identity.person_map")
-    target = (
+    customers = pm.where(F.col("id_type") == "crm").select("person_id")
+    target = (  # a customer too: the meta destination sends customer ids (EXTERN_ID)
         pm.where(F.col("node").isin(list(emails)) & ~F.col("is_hub"))
         .join(sent, "person_id", "left_semi")
+        .join(customers, "person_id", "left_semi")
         .orderBy("node")
         .first()
     )
@@ -811,6 +813,8 @@ def test_erasure_reaches_every_table_old_versions_raw_files_and_audiences(world)
     audience_root = settings.resolve(settings.storage.audience_root)
     forms = _their_forms([emails[n]["value"] for n in nodes if n in emails], values)
     assert _audience_files_holding(audience_root, forms)  # they were published
+    crm_ids = [n.split(":", 1)[1].lower() for n in nodes if n.startswith("crm:")]
+    assert any("/meta/" in f for f in _audience_files_holding(audience_root, crm_ids))
 
     audit = erase(lake, JobReport("erase", RUN_DATE), [("email", raw_email.upper())], [])
 

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.activation.files import REPEAT
-from jobs.activation.rules import RULES, columns
+from jobs.activation.rules import EXTERNAL_ID, RULES, columns, rules
 
 
 def _split(df: DataFrame, usable) -> tuple[DataFrame, DataFrame]:
@@ -22,25 +22,30 @@ def _country(default_country: str):
     return F.coalesce(F.upper(F.trim("country")), F.lit(default_country))
 
 
-def google(ids: DataFrame, default_country: str = "US") -> tuple[DataFrame, DataFrame]:
+NONE: frozenset[str] = frozenset()
+
+
+def google(ids: DataFrame, default_country: str = "US", opted=NONE) -> tuple[DataFrame, DataFrame]:
     """Customer Match CSV: hashed email, phone and names; country and zip in clear."""
-    rows = ids.select("person_id", *columns("google", _country(default_country)))
+    rows = ids.select("person_id", *columns("google", _country(default_country), opted))
     return _split(rows, F.col("Email").isNotNull() | F.col("Phone").isNotNull())
 
 
-def meta(ids: DataFrame, default_country: str = "US") -> tuple[DataFrame, DataFrame]:
-    """Custom Audiences multi-key: everything hashed except MADID (mobile advertiser id)."""
-    rows = ids.select("person_id", *columns("meta", _country(default_country)))
+def meta(ids: DataFrame, default_country: str = "US", opted=NONE) -> tuple[DataFrame, DataFrame]:
+    """Custom Audiences multi-key: everything hashed except MADID (mobile advertiser id) and,
+    for a destination that opts in, EXTERN_ID."""
+    rows = ids.select("person_id", *columns("meta", _country(default_country), opted))
     usable = F.col("EMAIL").isNotNull() | F.col("PHONE").isNotNull() | F.col("MADID").isNotNull()
     return _split(rows, usable)
 
 
-def ttd(ids: DataFrame, default_country: str = "US") -> tuple[DataFrame, DataFrame]:
+def ttd(ids: DataFrame, default_country: str = "US", opted=NONE) -> tuple[DataFrame, DataFrame]:
     """The Trade Desk first-party data: one row per identifier (IdType, Id), every email and
     phone the person has."""
+    cols = columns("ttd", _country(default_country), opted)
     per_type = [
         F.transform(F.coalesce(col, F.array().cast("array<string>")), _typed(r.header))
-        for r, col in zip(RULES["ttd"], columns("ttd", _country(default_country)), strict=True)
+        for r, col in zip(rules("ttd", opted), cols, strict=True)
     ]
     cands = F.flatten(F.array(*per_type))
     rows = ids.select("person_id", F.explode(cands).alias("x")).where(F.col("x.Id").isNotNull())
@@ -51,8 +56,10 @@ def ttd(ids: DataFrame, default_country: str = "US") -> tuple[DataFrame, DataFra
     return rows, rejected
 
 
-def generic(ids: DataFrame, default_country: str = "US") -> tuple[DataFrame, DataFrame]:
-    return ids, ids.where(F.lit(False)).select("person_id")
+def generic(ids: DataFrame, default_country: str = "US", opted=NONE) -> tuple[DataFrame, DataFrame]:
+    """Every identifier column as the lake holds it; the customer id only if opted in."""
+    rows = ids if EXTERNAL_ID in opted else ids.drop("customer_id")
+    return rows, ids.where(F.lit(False)).select("person_id")
 
 
 def _typed(id_type: str):
@@ -71,6 +78,7 @@ def identifier_counts(platform: str, rows: DataFrame) -> dict[str, int]:
     if platform not in RULES:
         return {}
     headers = {r.header: REPEAT.sub("", r.header) for r in RULES[platform]}
+    headers = {c: h for c, h in headers.items() if c in rows.columns}  # opt-ins left out
     counts = rows.agg(*[F.count(F.col(f"`{c}`")).alias(c) for c in headers]).first().asDict()
     out: dict[str, int] = {}
     for column, header in headers.items():

@@ -43,6 +43,7 @@ IDENTIFIER_COLS = [
     "country",
     "zip",
     *DETAIL_COLS,
+    "customer_id",  # the latest CRM record's (sent only where a destination opts in)
     "device_id",
     "emails",
     "phones",
@@ -127,7 +128,10 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
             *PHONE_COLS,
             *[c(e).alias(n) for n, e in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)],
             c(EVENT_COUNTRY).alias("country"),
-            *[F.lit(None).cast("string").alias(col) for col in ["zip", *DETAIL_COLS]],
+            *[
+                F.lit(None).cast("string").alias(col)
+                for col in ["zip", *DETAIL_COLS, "customer_id"]
+            ],
             "device_id",
             _latest_first(EMAIL_COLS, [c(x) for x in EMAIL_COLS], [c(EVENT_EMAILS)]).alias(
                 "emails"
@@ -148,6 +152,7 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
                 F.max_by(col, "updated_at").alias(f"crm_{col}")
                 for col in EMAIL_COLS + PHONE_COLS + NAME_COLS + ["country", "zip", *DETAIL_COLS]
             ],
+            F.max_by("customer_id", F.struct("updated_at", "customer_id")).alias("crm_customer_id"),
             _every(F.lit(True), EMAIL_COLS, "crm_emails"),
             _every(F.lit(True), PHONE_COLS, "crm_phones"),
         )
@@ -171,7 +176,7 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
             for col, e in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)
         ],
         F.coalesce("crm_country", EVENT_COUNTRY).alias("country"),
-        *[c(f"crm_{col}").alias(col) for col in ["zip", *DETAIL_COLS]],
+        *[c(f"crm_{col}").alias(col) for col in ["zip", *DETAIL_COLS, "customer_id"]],
         "device_id",
         _latest_first(
             EMAIL_COLS, [c(f"_{x}") for x in EMAIL_COLS], [c(EVENT_EMAILS), c("crm_emails")]
@@ -191,7 +196,7 @@ def _with_columns(df: DataFrame, cols: list[str]) -> DataFrame:
 def with_lists(ids: DataFrame) -> DataFrame:
     """``emails`` / ``phones`` made of the single columns where a frame has no lists, and
     the CRM's detail columns as nulls where it has none (a table written before them)."""
-    ids = _with_columns(ids, DETAIL_COLS)
+    ids = _with_columns(ids, [*DETAIL_COLS, "customer_id"])
     for name, cols in (("emails", EMAIL_COLS), ("phones", PHONE_COLS)):
         if name not in ids.columns:
             present = [F.col(c) if c in ids.columns else F.lit(None).cast("string") for c in cols]

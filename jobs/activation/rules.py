@@ -41,6 +41,12 @@ META_TEMPLATE = "Meta's customer list template (email, phone: three columns each
 GB_POSTCODE = r"^([a-z]{1,2}[0-9][a-z0-9]?)([0-9])[a-z]{2}$"
 
 
+# the destination setting that sends the CRM's customer id (``send_external_id``): it matches
+# only where the advertiser also sends it to the platform (a pixel, a server API), and gives
+# the platform a stable id of the person, so it is off unless a destination asks for it
+EXTERNAL_ID = "send_external_id"
+
+
 @dataclass(frozen=True)
 class Rule:
     header: str  # the column in the platform's file
@@ -48,6 +54,8 @@ class Rule:
     source: str  # where the platform publishes it
     # the person's country (the default one when unknown) -> the column's value
     value: Callable[[Column], Column]
+    # a destination setting that must be on for the column to be sent (None: always sent)
+    opt_in: str | None = None
 
 
 def _col(name: str) -> Callable[[Column], Column]:
@@ -223,6 +231,14 @@ RULES: dict[str, list[Rule]] = {
             META_SDK,
             lambda country: F.lower("device_id"),
         ),
+        Rule(
+            "EXTERN_ID",
+            "the advertiser's own customer id (the latest CRM record's), trimmed, lowercased, "
+            "clear text",
+            META_SDK,
+            lambda country: F.lower(F.trim("customer_id")),
+            opt_in=EXTERNAL_ID,
+        ),
     ],
     # one row per identifier: every email and phone of the person, each a row of its own
     "ttd": [
@@ -249,12 +265,17 @@ RULES: dict[str, list[Rule]] = {
 }
 
 
-def described(platform: str) -> dict[str, str]:
+def rules(platform: str, opted: frozenset[str] = frozenset()) -> list[Rule]:
+    """The platform's rules a destination sends: those with no opt-in, and those it opted in."""
+    return [r for r in RULES[platform] if r.opt_in is None or r.opt_in in opted]
+
+
+def described(platform: str, opted: frozenset[str] = frozenset()) -> dict[str, str]:
     """The manifest's hashing spec of a platform: column -> rule (source)."""
     if platform not in RULES:
         return {"*_sha256": 'SHA-256 hex as stored in the lake (README, "Audience files")'}
     out: dict[str, str] = {}
-    for r in RULES[platform]:
+    for r in rules(platform, opted):
         header = REPEAT.sub("", r.header)
         if header == r.header:
             out[header] = f"{r.rule} [{r.source}]"
@@ -263,6 +284,6 @@ def described(platform: str) -> dict[str, str]:
     return out
 
 
-def columns(platform: str, country: Column) -> list[Column]:
+def columns(platform: str, country: Column, opted: frozenset[str] = frozenset()) -> list[Column]:
     """The file's columns for a platform, each named by its header."""
-    return [r.value(country).alias(r.header) for r in RULES[platform]]
+    return [r.value(country).alias(r.header) for r in rules(platform, opted)]

@@ -163,7 +163,7 @@ def export(lake: Lake, report: JobReport, run_date: str, ids) -> None:
     last_dates = last_export_dates(lake, run_date)
     default_country = lake.settings.ingest.default_country
     for dest in lake.settings.destinations:
-        fmt = partial(FORMATS[dest.platform], default_country=default_country)
+        fmt = partial(FORMATS[dest.platform], default_country=default_country, opted=dest.opted())
         for segment in dest.segments:
             with cached() as keep:  # this audience's frames
                 label = f"{dest.name}/{segment}"
@@ -256,7 +256,7 @@ def export(lake: Lake, report: JobReport, run_date: str, ids) -> None:
                             if before is not None
                             else ("person ids of the last export" if "remove" in parts else None)
                         ),
-                        "hashing": described(dest.platform),
+                        "hashing": described(dest.platform, dest.opted()),
                         "identifiers": identifier_counts(dest.platform, rows),
                         "source": {
                             "membership_run_date": run_date,

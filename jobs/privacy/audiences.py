@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from functools import reduce
 
 from pyspark.sql import DataFrame
@@ -27,9 +28,24 @@ HASH_COLS = [*EMAIL_COLS, *PHONE_COLS]
 DEVICE_COLS = ["device_id", "advertising_id"]
 
 
-def identifying_values(lake: Lake, pids: list[str], ids: dict[str, list[str]]) -> list[str]:
+# the columns a customer id is sent in (Meta's EXTERN_ID, the generic file's): a customer id may
+# look like any other value (a numeric id like a zip), so it is matched in these alone
+CUSTOMER_ID_COLUMNS = ("EXTERN_ID", "customer_id")
+
+
+@dataclass(frozen=True)
+class Forms:
+    """What identifies the persons in an audience file."""
+
+    anywhere: list[str]  # hashes (hex and Base64) and device ids: matched in any column
+    customer_ids: list[str]  # matched in ``CUSTOMER_ID_COLUMNS`` only
+
+
+def identifying_values(lake: Lake, pids: list[str], ids: dict[str, list[str]]) -> Forms:
     """Every form in which an audience file may hold one of the persons (read before their rows
-    are deleted): the hashes and device ids of their events and CRM records and of the graph."""
+    are deleted): the hashes and device ids of their events and CRM records and of the graph,
+    and their customer ids."""
+    customers = set(ids.get("crm", []))
     events = attribute_events(
         lake.read("silver.events"),
         lake.read("identity.person_map"),
@@ -44,6 +60,7 @@ def identifying_values(lake: Lake, pids: list[str], ids: dict[str, list[str]]) -
             pm.select(F.col("id_value").alias("customer_id")), "customer_id", "left_semi"
         )
         frames.append(_values(crm, HASH_COLS, []))
+        customers |= {r[0] for r in pm.select("id_value").collect()}
     found = reduce(DataFrame.unionByName, frames).collect()
     hashes = {r["v"] for r in found if r["k"] == "h"}
     devices = {r["v"] for r in found if r["k"] == "d"}
@@ -51,7 +68,8 @@ def identifying_values(lake: Lake, pids: list[str], ids: dict[str, list[str]]) -
     devices |= set(ids.get("device", []))
     forms = set(hashes) | {_b64_of_hex(h) for h in hashes if len(h) == 64}
     forms |= devices | {d.lower() for d in devices}
-    return sorted(forms)
+    customers = {c.strip() for c in customers}  # EXTERN_ID is sent lowercased
+    return Forms(sorted(forms), sorted(customers | {c.lower() for c in customers}))
 
 
 def _values(df: DataFrame, hash_cols: list[str], device_cols: list[str]) -> DataFrame:
@@ -120,12 +138,16 @@ def _quoted_in(text: F.Column):
     return lambda v: text.contains(F.concat(F.lit('"'), v, F.lit('"')))
 
 
-def _theirs(df: DataFrame, values: list[str]) -> F.Column:
-    """A cell equal to one of ``values``; in a list column (Parquet), an element holding one."""
+def _theirs(df: DataFrame, forms: Forms) -> F.Column:
+    """A cell equal to one of the ``forms`` its column may hold; in a list column (Parquet), an
+    element holding one."""
     hit = F.lit(False)
-    wanted = F.array(*[F.lit(v) for v in values])
     for field in df.schema.fields:
         col = F.col(f"`{field.name}`")
+        values = forms.anywhere
+        if field.name in CUSTOMER_ID_COLUMNS:
+            values = [*values, *forms.customer_ids]
+        wanted = F.array(*[F.lit(v) for v in values])
         if field.dataType.simpleString().startswith(("array", "struct", "map")):
             text = F.to_json(col)
             found = F.exists(wanted, _quoted_in(text))
@@ -135,9 +157,7 @@ def _theirs(df: DataFrame, values: list[str]) -> F.Column:
     return hit
 
 
-def rewrite_folder(
-    lake: Lake, folder: str, values: list[str], persons: int, erasure_id: str
-) -> int:
+def rewrite_folder(lake: Lake, folder: str, values: Forms, persons: int, erasure_id: str) -> int:
     """Rewrite one published folder without the rows holding ``values`` (``persons``: how many
     of the erased its full file held); -> rows removed."""
     spark = lake.spark
@@ -170,7 +190,7 @@ def _max_rows(lake: Lake, destination: str | None) -> int:
 
 
 def erase_audience_files(
-    lake: Lake, folders: dict[str, int], values: list[str], erasure_id: str
+    lake: Lake, folders: dict[str, int], values: Forms, erasure_id: str
 ) -> tuple[int, int]:
     """-> (folders rewritten, rows removed) over the ``candidate_folders``."""
     rewritten = rows = 0
