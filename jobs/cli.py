@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -119,6 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--jobs", default="ingest,identity,segments,export")
     c.add_argument("--trials", type=int, default=3)
     c.add_argument("--workdir", default="data/crash-test")
+    x = with_conf(
+        sub.add_parser(
+            "explain-person",
+            help="a person's identifiers, the edges that joined them, the links not followed, "
+            "their merges and splits",
+        )
+    )
+    x.add_argument("person_id")
+    x.add_argument("--json", action="store_true", help="print JSON instead of text")
     u = with_conf(sub.add_parser("unlock", help="remove a job's lock left by a run that died"))
     u.add_argument("job")
     pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
@@ -300,6 +310,16 @@ def cmd_scan(settings) -> int:
     return 1 if findings else 0
 
 
+def cmd_explain(settings, args) -> int:
+    from jobs.identity.explain import as_text, explain
+
+    lake = _lake(settings)
+    tables = [lake.read(t) for t in ("identity.person_map", "identity.edges", "identity.lineage")]
+    found = explain(*tables, args.person_id)
+    print(json.dumps(found, default=str, indent=2) if args.json else as_text(found))
+    return 0 if found["identifiers"] or found["lineage"] else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.time()
@@ -340,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
 
             n = release(_lake(settings), args.job)
             print(f"dmp unlock: {n} lock(s) on {args.job} removed")
+        elif args.command == "explain-person":
+            return cmd_explain(settings, args)
         elif args.command == "scan-pii":
             return cmd_scan(settings)
         elif args.command == "pipeline":

@@ -9,7 +9,7 @@ from jobs.cli import JOB_HELP, main
 
 
 def test_every_subcommand_has_help(capsys):
-    for cmd in ["generate", "pipeline", "demo", *JOB_HELP]:
+    for cmd in ["generate", "pipeline", "demo", "explain-person", *JOB_HELP]:
         with pytest.raises(SystemExit) as ex:
             main([cmd, "--help"])
         assert ex.value.code == 0

@@ -558,6 +558,24 @@ def test_notebooks_run_on_this_lake(lake_conf, tmp_path):
         assert sum("image/png" in o.get("data", {}) for o in outputs) >= 4, nb_path
 
 
+def test_explain_person_on_this_lake(world, lake_conf, capsys):
+    """`dmp explain-person` on the largest person: its identifiers are the person map's, and
+    the edges it lists inside the person connect them all (checked with networkx)."""
+    import networkx as nx
+
+    from jobs.cli import main
+
+    pm = world["lake"].read("identity.person_map").where(~F.col("is_hub"))
+    biggest = pm.groupBy("person_id").count().orderBy(F.desc("count"), "person_id").first()
+    nodes = {r["node"] for r in pm.where(F.col("person_id") == biggest["person_id"]).collect()}
+    assert main(["explain-person", biggest["person_id"], "--json", "--conf", str(lake_conf)]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert {i["node"] for i in found["identifiers"]} == nodes and len(nodes) > 2
+    assert found["joined_by"]["total"] <= 50  # all listed: a person this size has few edges
+    graph = nx.Graph([(e["src"], e["dst"]) for e in found["joined_by"]["edges"]])
+    assert set(graph) == nodes and nx.is_connected(graph)
+
+
 def test_a_seed_too_small_skips_its_lookalike_and_its_audiences(world, tmp_path):
     """The lookalike job does not fail the day for one weak seed, and export ships nothing
     for a lookalike that was not computed (not an empty audience: that would remove everyone)."""
