@@ -117,9 +117,8 @@ def _max_rounds(nodes: int) -> int:
 
 
 def star_roots(e: DataFrame, keep: Callable[[DataFrame], DataFrame]) -> tuple[DataFrame, int]:
-    """e(lo, hi) -> ((node, root) for every node of e but the roots, rounds). The root is the
-    smallest node of the component."""
-    e = keep(e)
+    """e(lo, hi), materialised -> ((node, root) for every node of e but the roots, rounds).
+    The root is the smallest node of the component."""
     nodes = e.select("lo").union(e.select("hi")).distinct().count()
     for rounds in range(1, _max_rounds(nodes) + 1):
         e = keep(_small_star(_large_star(e)))
@@ -155,7 +154,8 @@ def _finish(pairs: DataFrame, labels: DataFrame, keep, supersteps: int) -> DataF
     unfinished = joined.where(F.col("lu") != F.col("lv"))
     if unfinished.isEmpty():
         return labels
-    label_graph = _normalise(unfinished.select(F.col("lu").alias("u"), F.col("lv").alias("v")))
+    pairs = unfinished.select(F.col("lu").alias("u"), F.col("lv").alias("v"))
+    label_graph = keep(_normalise(pairs))
     roots, rounds = star_roots(label_graph, keep)
     say(
         f"[components] propagation left {label_graph.count():,} label edges after "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import re
+from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -79,6 +80,20 @@ def header_fields(header: str) -> list[str | None]:
         field = key if key in CRM_FIELDS else HEADER_ALIASES.get(key)
         fields.append(field if field not in fields else None)
     return fields
+
+
+def by_header(
+    paths: list[str], first_line: Callable[[str], str | None]
+) -> dict[tuple[str | None, ...], tuple[str, list[str]]]:
+    """Customer files grouped by the fields their headers hold (files of one group are read in
+    one pass): fields -> (the first file's header line, the files). ``first_line`` reads a
+    file's header; empty files are left out."""
+    groups: dict[tuple[str | None, ...], tuple[str, list[str]]] = {}
+    for path in sorted(paths):
+        header = first_line(path)
+        if header is not None:
+            groups.setdefault(tuple(header_fields(header)), (header, []))[1].append(path)
+    return groups
 
 
 def header_schema(fields: list[str | None]) -> StructType:

@@ -16,6 +16,7 @@ from jobs.ingest.crm import (
     CORE_FIELDS,
     CRM_SCHEMA,
     as_contract,
+    by_header,
     crm_to_bronze,
     header_fields,
     header_names,
@@ -424,17 +425,10 @@ def _customer_files(lake: Lake, batch: DataFrame, report: JobReport) -> DataFram
     """The batch's customer files read by the names in their headers (the stream only says
     which files are new): files that share a header in one read."""
     spark = lake.spark
-    groups: dict[tuple, list[str]] = {}
-    headers: dict[tuple, str] = {}
-    for path in sorted(r[0] for r in batch.select("source_file").distinct().collect()):
-        header = first_line(spark, path)
-        if header is not None:
-            fields = tuple(header_fields(header))
-            groups.setdefault(fields, []).append(path)
-            headers.setdefault(fields, header)
+    new = [r[0] for r in batch.select("source_file").distinct().collect()]
     frames = [batch.where(F.lit(False))]
-    for fields, paths in groups.items():
-        _say_columns(paths, headers[fields], report)
+    for fields, (header, paths) in by_header(new, lambda p: first_line(spark, p)).items():
+        _say_columns(paths, header, report)
         rows = (
             spark.read.schema(header_schema(list(fields)))
             .option("header", "true")

@@ -13,7 +13,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from jobs.config import Settings
-from jobs.ingest.crm import header_fields, header_schema
+from jobs.ingest.crm import by_header, header_schema
 from jobs.ingest.formats import parse
 from jobs.ingest.formats.common import CARRY
 from jobs.ingest.normalise import email_hashes, phone_hashes
@@ -159,13 +159,10 @@ def erase_crm(
         return 0, 0
     country = settings.ingest.default_country
     found = fs.globStatus(spark._jvm.org.apache.hadoop.fs.Path(f"{raw}/crm/dt=*/*.csv"))
-    groups: dict[tuple, list[str]] = {}  # files that share a header are searched together
-    for path in sorted(str(s.getPath().toString()) for s in (found or [])):
-        header = first_line(spark, path)
-        if header is not None:
-            groups.setdefault(tuple(header_fields(header)), []).append(path)
+    every = [str(s.getPath().toString()) for s in (found or [])]
     files = removed = 0
-    for fields, paths in groups.items():
+    # files that share a header are searched together
+    for fields, (_, paths) in by_header(every, lambda p: first_line(spark, p)).items():
         match = crm_matches(ids, country, list(fields))
         hits = _text(spark, paths).where(match).select("source_file").distinct().collect()
         for path in [r["source_file"] for r in hits]:
