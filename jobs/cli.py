@@ -315,7 +315,8 @@ def cmd_explain(settings, args) -> int:
 
     lake = _lake(settings)
     tables = [lake.read(t) for t in ("identity.person_map", "identity.edges", "identity.lineage")]
-    found = explain(*tables, args.person_id)
+    scored = lake.read("identity.match_edges") if lake.exists("identity.match_edges") else None
+    found = explain(*tables, args.person_id, scored)
     print(json.dumps(found, default=str, indent=2) if args.json else as_text(found))
     return 0 if found["identifiers"] or found["lineage"] else 1
 

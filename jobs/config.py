@@ -152,6 +152,16 @@ class IngestSettings(_Strict):
         return self
 
 
+class MatchingSettings(_Strict):
+    """Probabilistic matching of customer records (jobs/identity/matching.py)."""
+
+    enabled: bool = True
+    # pairs of customer records at or above this match probability become scored edges
+    threshold: float = Field(0.5, gt=0, lt=1)
+    retrain_days: int = Field(30, ge=1)  # the model is trained again once it is this old
+    sample_pairs: int = Field(1_000_000, ge=1_000)  # random record pairs that estimate u
+
+
 class IdentitySettings(_Strict):
     # Identifier types in order of trust: an event is attributed through the first one present.
     link_types: list[str] = Field(
@@ -171,6 +181,7 @@ class IdentitySettings(_Strict):
     split_rounds: int = Field(5, ge=0)
     max_cluster_size: int = Field(200, ge=2)  # larger clusters are quarantined, never exported
     guards_enabled: bool = True  # off only to see what the guards prevent
+    matching: MatchingSettings = Field(default_factory=MatchingSettings)
 
 
 class LookalikeSettings(_Strict):

@@ -31,6 +31,8 @@ TABLES: dict[str, list[str]] = {
     "identity.edges": [],
     "identity.event_edges": [],
     "identity.crm_edges": [],
+    "identity.match_edges": [],
+    "identity.match_model": [],
     "identity.person_map": [],
     "identity.person_map_history": ["run_date"],
     "identity.lineage": ["run_date"],

@@ -68,3 +68,30 @@ def test_a_person_merged_away_is_found_in_the_lineage(spark):
     assert found["identifiers"] == [] and found["joined_by"]["total"] == 0
     assert [r["new_person_id"] for r in found["lineage"]] == ["P1"]
     assert as_text(found).startswith("P0: not in the person map")
+
+
+def test_a_scored_edge_shows_its_probability_and_evidence(spark):
+    person_map, edges, lineage = _tables(spark)
+    person_map = person_map.unionByName(
+        spark.createDataFrame(
+            [
+                ("crm:C1", "crm", "P6", False, None, False),
+                ("crm:D1", "crm", "P6", False, None, False),
+            ],
+            MAP,
+        )
+    )
+    edges = edges.unionByName(
+        spark.createDataFrame([("crm:C1", "crm:D1", "2026-11-05", "2026-11-05", 0)], EDGES)
+    )
+    scored = spark.createDataFrame(
+        [("crm:C1", "crm:D1", 0.9912, ["last_name:exact", "home:same address"])],
+        "src string, dst string, match_probability double, evidence array<string>",
+    )
+    found = explain(person_map, edges, lineage, "P6", scored)
+    (edge,) = found["joined_by"]["edges"]
+    assert (edge["match_probability"], edge["evidence"]) == (0.9912, scored.first()["evidence"])
+    line = "  crm:C1 -- crm:D1  matched p=0.991 (last_name:exact, home:same address), 2026-11-05"
+    assert line in as_text(found).splitlines()
+    plain = explain(*_tables(spark), "P1", scored)["joined_by"]["edges"]
+    assert {e["match_probability"] for e in plain} == {None}

@@ -661,6 +661,43 @@ def test_pairwise_f1_with_guards_and_the_giant_cluster_without(world):
     assert unguarded["precision"] < guarded["precision"] - 0.1, (unguarded, guarded)
 
 
+def test_typo_duplicates_are_matched_and_namesakes_kept_apart(world):
+    """Every customer keyed in twice (a typo in a name, the street written short, no email or
+    phone: nothing deterministic joins them) is one person; the household members who share
+    a surname and an address stay apart, the guard cutting any scored link that would join
+    two logins; with matching off the duplicates stay people of their own."""
+    lake, rep = world["lake"], world["reports"]["identity"]
+    person = {
+        r["node"]: r["person_id"]
+        for r in lake.read("identity.person_map").where("id_type = 'crm'").collect()
+    }
+    twins = [n for n in person if n.startswith("crm:D")]
+    assert len(twins) == world["summary"]["crm_typo_duplicates"] > 0
+    assert all(person[t] == person["crm:C" + t[5:]] for t in twins)
+    scored = lake.read("identity.match_edges").collect()
+    assert {(e["src"], e["dst"]) for e in scored} >= {("crm:C" + t[5:], t) for t in twins}
+    assert all(e["count"] == 0 and e["match_probability"] >= 0.5 for e in scored)
+    truth = _truth_df(world)
+    from jobs.identity.evaluate import pairwise_scores
+
+    on = pairwise_scores(lake.read("identity.person_map"), truth)
+    keyed = {(r["person_key"], r["value"]) for r in world["idents"] if r["id_type"] == "crm"}
+    owner = {"crm:" + v: k for k, v in keyed}
+    for e in scored:  # a scored link between two people was cut, never followed
+        if owner.get(e["src"], e["src"]) != owner.get(e["dst"], e["dst"]):
+            assert person[e["src"]] != person[e["dst"]], e
+    cut = rep.facts["scored links cut"]
+    assert cut == sum(person[e["src"]] != person[e["dst"]] for e in scored)
+    # matching off: nothing else joins a duplicate (no email, no phone), so it would be alone
+    pm = lake.read("identity.person_map")
+    off_map = pm.withColumn(
+        "person_id", F.when(F.col("node").isin(twins), F.col("node")).otherwise(F.col("person_id"))
+    )
+    off = pairwise_scores(off_map, truth)
+    assert on["precision"] >= off["precision"] and on["recall"] > off["recall"], (on, off)
+    assert on["f1"] > off["f1"] and on["f1"] >= 0.95
+
+
 def test_stable_ids_rerun_merge_and_split(world):
     """Rerun of a day: identical ids. Next day with new data: untouched persons keep their ids,
     a merge and a split show up in the lineage."""

@@ -65,20 +65,67 @@ CITIES = {
 }
 
 
+STREETS = {
+    "US": ["Main Street", "Oak Avenue", "Park Drive", "Maple Road", "Cedar Lane"],
+    "GB": ["High Street", "Station Road", "Church Lane", "Mill Road"],
+    "FR": ["Rue de la Paix", "Avenue Victor Hugo", "Boulevard Voltaire"],
+    "DE": ["Hauptstraße", "Bahnhofstraße", "Gartenweg"],
+}
+STREET_SHORT = {"Street": "St.", "Avenue": "Ave", "Road": "Rd", "Lane": "Ln", "Drive": "Dr",
+                "Boulevard": "Bd"}  # fmt: skip
+DUPLICATE_CUSTOMER_RATE = 0.05  # customers keyed in twice, under a second id
+
+
 def crm_details(crm_id: str, country: str) -> dict[str, str]:
-    """City, state, gender and date of birth of a customer record, some left empty as real
-    exports leave them. Drawn from the customer id alone, so the rest of the world is the same
-    with or without them."""
+    """City, state, gender, date of birth and street address of a customer record, some left
+    empty as real exports leave them. Drawn from the customer id alone, so the rest of the
+    world is the same with or without them."""
     rng = random.Random(crm_id)
     city, state = rng.choice(CITIES[country])
     born = date(1950, 1, 1) + timedelta(days=rng.randrange(20000))
     written = rng.choice([born.isoformat(), born.strftime("%Y%m%d"), ""])
+    gender = rng.choice(["F", "M", "female", "male", ""])
     return {
         "city": city,
         "state": state,
-        "gender": rng.choice(["F", "M", "female", "male", ""]),
+        "gender": gender,
         "date_of_birth": written,
+        "address": f"{rng.randint(1, 250)} {rng.choice(STREETS[country])}",
     }
+
+
+def typo(rng: random.Random, word: str) -> str:
+    """One keying slip: a letter dropped, doubled, swapped with the next or replaced."""
+    i = rng.randrange(1, len(word))  # the first letter is rarely the one mistyped
+    kind = rng.choice(["drop", "double", "swap", "replace"])
+    if kind == "drop":
+        return word[:i] + word[i + 1 :]
+    if kind == "double":
+        return word[: i + 1] + word[i:]
+    if kind == "swap" and i + 1 < len(word):
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+    return word[:i] + rng.choice("aeiourstn") + word[i + 1 :]
+
+
+def typo_duplicate(row: dict[str, str]) -> dict[str, str] | None:
+    """A second record of the same customer, keyed in again under a new id (``D`` for ``C``):
+    a typo in one name, the street written short, no email or phone; None for most
+    customers. Drawn from the customer id alone."""
+    rng = random.Random(row["customer_id"] + "/duplicate")
+    if rng.random() >= DUPLICATE_CUSTOMER_RATE:
+        return None
+    field = rng.choice(["first_name", "last_name"])
+    address = row["address"]
+    for long, short in STREET_SHORT.items():
+        address = address.replace(long, short)
+    return dict(
+        row,
+        customer_id="D" + row["customer_id"][1:],
+        email="",
+        phone="",
+        address=address,
+        **{field: typo(rng, row[field])},
+    )
 
 
 TEST_EMAILS = ["test@test.com", "Test@Test.com ", "a@a.com"]

@@ -22,12 +22,15 @@ from jobs.generate.behaviour import person_events
 from jobs.generate.formats import ENCODERS, SOURCES, sources_config
 from jobs.generate.population import (
     COUNTRIES,
+    HOUSEHOLD_EVERY,
+    HOUSEHOLD_SIZE,
     TEST_EMAILS,
     Person,
     crm_details,
     make_person,
     messy_email,
     messy_phone,
+    typo_duplicate,
 )
 from jobs.ingest.crm import CRM_FIELDS
 
@@ -197,6 +200,32 @@ class CrmFile:
         self._fh.close()
 
 
+def _crm_row(p: Person, rng: random.Random, updated: str, households: dict[int, dict]) -> dict:
+    """A person's customer record. Household members after the first live at the first's
+    address under the same surname (the namesakes record matching must keep apart: other
+    first name, date of birth and email)."""
+    row = {
+        "customer_id": p.crm_id,
+        "email": messy_email(rng, p.email),
+        "phone": messy_phone(rng, p.phone, p.country) if p.phone else "",
+        "first_name": p.first_name,
+        "last_name": p.last_name,
+        "country": p.country,
+        "zip": p.zip,
+        "opt_out": "Y" if p.crm_opt_out else "N",
+        "updated_at": updated,
+        **crm_details(p.crm_id, p.country),
+    }
+    household = p.index // HOUSEHOLD_EVERY
+    if p.index % HOUSEHOLD_EVERY >= HOUSEHOLD_SIZE:
+        return row
+    head = households.setdefault(household, row)
+    if head is not row and head["country"] == row["country"]:
+        shared = ("last_name", "zip", "address", "city", "state")
+        row.update({k: head[k] for k in shared})
+    return row
+
+
 def generate(
     out: str,
     people: int,
@@ -218,6 +247,7 @@ def generate(
     last = start + timedelta(days=days - 1)
     noise = random.Random(seed)  # traps that do not belong to a person
     crm = CrmFile(raw_root, last.isoformat())
+    households: dict[int, dict] = {}  # household -> its first member's customer record
     for index in range(people):
         p = make_person(seed, index)
         rng = random.Random(seed * 7_919 + index)
@@ -263,21 +293,14 @@ def generate(
         truth.summary["events"] += stats["events"]
         if p.crm_id:
             updated = f"{last.isoformat()}T23:00:00Z"
-            crm.write(
-                {
-                    "customer_id": p.crm_id,
-                    "email": messy_email(rng, p.email),
-                    "phone": messy_phone(rng, p.phone, p.country) if p.phone else "",
-                    "first_name": p.first_name,
-                    "last_name": p.last_name,
-                    "country": p.country,
-                    "zip": p.zip,
-                    "opt_out": "Y" if p.crm_opt_out else "N",
-                    "updated_at": updated,
-                    **crm_details(p.crm_id, p.country),
-                }
-            )
+            row = _crm_row(p, rng, updated, households)
+            crm.write(row)
             seen |= {("crm", p.crm_id), ("email", p.email)}
+            duplicate = typo_duplicate(row)
+            if duplicate is not None:
+                crm.write(duplicate)
+                seen.add(("crm", duplicate["customer_id"]))
+                truth.summary["crm_typo_duplicates"] += 1
             if p.phone:
                 seen.add(("phone", p.phone))
             if p.crm_opt_out:

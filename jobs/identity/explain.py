@@ -1,5 +1,6 @@
-"""Why a person is who they are: their identifiers, the edges that joined them, the links the
-guards did not follow, and the merges and splits in their lineage (``dmp explain-person``).
+"""Why a person is who they are: their identifiers, the edges that joined them (seen together,
+or matched by probabilistic matching, with its probability and evidence), the links the guards
+did not follow, and the merges and splits in their lineage (``dmp explain-person``).
 
 Pure over the identity tables (person map, edges, lineage); the CLI reads them and prints."""
 
@@ -11,9 +12,17 @@ from pyspark.sql import functions as F
 MAX_EDGES = 50  # edges listed per kind; the counts cover them all
 
 
-def explain(person_map: DataFrame, edges: DataFrame, lineage: DataFrame, person_id: str) -> dict:
+def explain(
+    person_map: DataFrame,
+    edges: DataFrame,
+    lineage: DataFrame,
+    person_id: str,
+    scored: DataFrame | None = None,
+) -> dict:
     """-> {person_id, identifiers, joined_by, not_followed, lineage}; ``identifiers`` empty for a
-    person id the map does not hold (erased, or merged into another: see ``lineage``)."""
+    person id the map does not hold (erased, or merged into another: see ``lineage``).
+    ``scored`` (identity.match_edges) gives the edges probabilistic matching made their
+    probability and evidence; every other edge has them null."""
     mine = person_map.where(F.col("person_id") == person_id)
     identifiers = [
         {k: r[k] for k in ("node", "id_type", "is_hub", "hub_reason", "quarantined")}
@@ -24,8 +33,13 @@ def explain(person_map: DataFrame, edges: DataFrame, lineage: DataFrame, person_
                         F.col("is_hub").alias("hub_src"))  # fmt: skip
     dst = people.select(F.col("node").alias("dst"), F.col("person_id").alias("p_dst"),
                         F.col("is_hub").alias("hub_dst"))  # fmt: skip
+    if scored is None:
+        scored = edges.sparkSession.createDataFrame(
+            [], "src string, dst string, match_probability double, evidence array<string>"
+        )
     touching = (
         edges.where(F.col("src") != F.col("dst"))
+        .join(scored.select("src", "dst", "match_probability", "evidence"), ["src", "dst"], "left")
         .join(src, "src", "left")
         .join(dst, "dst", "left")
         .where((F.col("p_src") == person_id) | (F.col("p_dst") == person_id))
@@ -56,7 +70,8 @@ def explain(person_map: DataFrame, edges: DataFrame, lineage: DataFrame, person_
 
 
 def _edges(df: DataFrame, *extra: str) -> dict:
-    cols = ["src", "dst", "count", "first_seen", "last_seen", *extra]
+    cols = ["src", "dst", "count", "first_seen", "last_seen", "match_probability", "evidence"]
+    cols += extra
     rows = df.select(*cols).orderBy(F.col("count").desc(), "src", "dst").limit(MAX_EDGES)
     return {"total": df.count(), "edges": [r.asDict() for r in rows.collect()]}
 
@@ -77,10 +92,7 @@ def as_text(found: dict) -> str:
         lines.append(f"{title}: {part['total']} edge(s)")
         for e in part["edges"]:
             why = f"  [{e['why']}; other person {_other(e, pid)}]" if "why" in e else ""
-            lines.append(
-                f"  {e['src']} -- {e['dst']}  seen {e['count']}x, "
-                f"{e['first_seen']} .. {e['last_seen']}{why}"
-            )
+            lines.append(f"  {e['src']} -- {e['dst']}  {_how(e)}{why}")
     lines.append(f"lineage: {len(found['lineage'])} change(s)")
     for r in found["lineage"]:
         lines.append(
@@ -88,6 +100,14 @@ def as_text(found: dict) -> str:
             f"({r['nodes']} identifiers)"
         )
     return "\n".join(lines)
+
+
+def _how(edge: dict) -> str:
+    """A deterministic edge's co-occurrences, or a scored edge's probability and evidence."""
+    if edge.get("match_probability") is not None:
+        agreed = ", ".join(edge["evidence"] or [])
+        return f"matched p={edge['match_probability']:.3f} ({agreed}), {edge['last_seen']}"
+    return f"seen {edge['count']}x, {edge['first_seen']} .. {edge['last_seen']}"
 
 
 def _other(edge: dict, pid: str) -> str:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import date
 
 from pyspark.sql import functions as F
 
 from jobs.cache import cached
 from jobs.identity.graph import (
     EDGE_COLUMNS,
+    block_reason,
     blocked_identifiers,
     blocked_nodes,
     build_edges,
@@ -26,6 +28,7 @@ from jobs.identity.graph import (
     incremental_hubs,
 )
 from jobs.identity.map_history import changes, map_before, snapshot
+from jobs.identity.matching import customer_records, predict, scored_edges, train
 from jobs.identity.resolve import build_person_map, incremental_seeds, update_person_map
 from jobs.lake import Lake
 from jobs.report import JobReport
@@ -42,6 +45,59 @@ def previous_person_map(lake: Lake, run_date: str, state: dict):
         return None
     previous = map_before(lake.read("identity.person_map_history"), run_date)
     return None if previous is None else previous.localCheckpoint()
+
+
+MIN_MATCH_RECORDS = 100  # fewer customer records teach the matching model nothing
+
+
+def match_model(lake: Lake, records, m, run_date: str, report: JobReport) -> str | None:
+    """The latest matching model trained on or before ``run_date``; trained again (and kept in
+    identity.match_model) when there is none or it is ``retrain_days`` old. None when there
+    are too few customer records to train one."""
+    if lake.exists("identity.match_model"):
+        models = lake.read("identity.match_model").where(F.col("trained_on") <= run_date)
+        last = models.orderBy(F.desc("trained_on"), F.desc("trained_at")).first()
+        age = (
+            None
+            if last is None
+            else date.fromisoformat(run_date) - date.fromisoformat(last["trained_on"])
+        )
+        if last is not None and age.days < m.retrain_days:
+            report.facts["matching model"] = f"trained on {last['trained_on']}"
+            return last["model"]
+    n = records.count()
+    if n < MIN_MATCH_RECORDS:
+        report.facts["matching model"] = f"none: {n} customer records, {MIN_MATCH_RECORDS} needed"
+        return None
+    model = train(lake.spark, records, m.sample_pairs, seed=1)
+    row = lake.spark.createDataFrame(
+        [(run_date, n, model)], "trained_on string, records long, model string"
+    )
+    lake.append(row.withColumn("trained_at", F.current_timestamp()), "identity.match_model")
+    report.facts["matching model"] = f"trained on {run_date} ({n:,} records)"
+    return model
+
+
+def match_edges(lake: Lake, crm, run_date: str, report: JobReport, blocked, patterns):
+    """Scored edges between customer records (kept whole in identity.match_edges, with their
+    probability and evidence) as edge-table rows; None when no model could be trained."""
+    m = lake.settings.identity.matching
+    records = customer_records(crm).localCheckpoint()
+    model = match_model(lake, records, m, run_date, report)
+    if model is None:
+        return None
+
+    def write(pairs):
+        edges = scored_edges(pairs, crm)
+        ok = (
+            block_reason(F.col("src"), blocked, patterns).isNull()
+            & block_reason(F.col("dst"), blocked, patterns).isNull()
+        )
+        lake.overwrite(edges.where(ok), "identity.match_edges")
+
+    predict(lake.spark, records, model, m.threshold, write)
+    report.written["identity.match_edges"] = lake.last_write_rows("identity.match_edges")
+    return lake.read("identity.match_edges").select(*EDGE_COLUMNS)
 
 
 def cluster_report(person_map, lineage, blocked, cuts, run_date: str):
@@ -107,6 +163,7 @@ def cluster_report(person_map, lineage, blocked, cuts, run_date: str):
         }
     )
     report["weak_links_cut"] = cuts.count()
+    report["scored_links_cut"] = cuts.where(F.col("count") == 0).count()
     return report
 
 
@@ -174,6 +231,11 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             if crm is not None
             else lake.spark.createDataFrame([], fresh.schema)
         )
+        if crm is not None and s.matching.enabled:  # scored edges go with the CRM's
+            with report.step("match customer records"):
+                scored = match_edges(lake, crm, run_date, report, blocked, patterns)
+            if scored is not None:
+                crm_edges = crm_edges.unionByName(scored)
         previous = previous_person_map(lake, run_date, state)
         prev_events = None
         if incremental:  # the day's edges are read twice: for the edge tables and the seeds
@@ -279,6 +341,7 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
             "merges",
             "splits",
             "weak_links_cut",
+            "scored_links_cut",
             "recomputed_identifiers",
         ):
             report.facts[key.replace("_", " ")] = rep[key]

@@ -19,6 +19,7 @@ from jobs.ingest.normalise import (
     detail_hashes,
     email_hashes,
     google_name,
+    match_features,
     meta_name,
     phone_hashes,
     sha256_hex,
@@ -35,7 +36,9 @@ CORE_FIELDS = [
     "opt_out",
     "updated_at",
 ]
-OPTIONAL_FIELDS = ["city", "state", "gender", "date_of_birth"]  # Meta matches on them
+# Meta matches on city, state, gender and date of birth; the street address only serves the
+# platform's own matching of customer records (jobs/identity/matching.py)
+OPTIONAL_FIELDS = ["city", "state", "gender", "date_of_birth", "address"]
 CRM_FIELDS = CORE_FIELDS + OPTIONAL_FIELDS
 DETAIL_COLS = [  # their hashes in bronze and silver (jobs/ingest/normalise.py)
     "city_meta_sha256",
@@ -45,6 +48,7 @@ DETAIL_COLS = [  # their hashes in bronze and silver (jobs/ingest/normalise.py)
     "dob_month_sha256",
     "dob_day_sha256",
 ]
+MATCH_COLS = ["first_name_grams", "last_name_grams", "address_sha256", "address_grams"]
 CRM_SCHEMA = StructType([StructField(f, StringType()) for f in CRM_FIELDS])
 
 # header names (lowercased, runs of other characters as "_") -> the field they hold
@@ -62,6 +66,10 @@ HEADER_ALIASES = {
     **{k: "state" for k in ("region", "province", "state_code", "st")},
     **{k: "gender" for k in ("sex", "gen", "ge")},
     **{k: "date_of_birth" for k in ("dob", "birth_date", "birthdate", "birthday", "db")},
+    **{
+        k: "address"
+        for k in ("street", "street_address", "address_1", "address1", "address_line_1", "addr")
+    },
 }
 
 
@@ -110,7 +118,8 @@ def as_contract(rows: DataFrame) -> DataFrame:
 
 
 def crm_to_bronze(rows: DataFrame, default_country: str) -> DataFrame:
-    """Raw CRM rows -> bronze: as delivered, but emails, phones and names hashed at once."""
+    """Raw CRM rows -> bronze: as delivered, but emails, phones, names and addresses hashed at
+    once (names and the address also as hashed bigrams, for matching)."""
     c = F.col
     country = F.upper(F.trim(c("country")))
     return rows.select(
@@ -126,6 +135,10 @@ def crm_to_bronze(rows: DataFrame, default_country: str) -> DataFrame:
             for n, col in detail_hashes(
                 c("city"), c("state"), c("gender"), c("date_of_birth"), country
             ).items()
+        ],
+        *[
+            col.alias(n)
+            for n, col in match_features(c("first_name"), c("last_name"), c("address")).items()
         ],
         _given("email").alias("had_email"),
         _given("phone").alias("had_phone"),
@@ -193,6 +206,7 @@ def split_crm(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
             "country",
             "zip",
             *DETAIL_COLS,
+            *MATCH_COLS,
             F.when(opt_out.isin("Y", "YES", "TRUE", "1"), True)
             .when(opt_out.isin("N", "NO", "FALSE", "0"), False)
             .alias("opt_out"),

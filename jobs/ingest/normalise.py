@@ -170,6 +170,50 @@ def detail_hashes(
     }
 
 
+# street words written short in customer files, spelled out so "12 Main St." meets
+# "12 main street" (USPS Publication 28 suffixes and the common British and French ones)
+ADDRESS_WORDS = {
+    "st": "street", "str": "street", "rd": "road", "ave": "avenue", "av": "avenue",
+    "dr": "drive", "ln": "lane", "ct": "court", "pl": "place", "blvd": "boulevard",
+    "hwy": "highway", "sq": "square", "cres": "crescent", "ter": "terrace", "tce": "terrace",
+    "pkwy": "parkway", "cir": "circle", "apt": "apartment", "ste": "suite", "fl": "floor",
+    "n": "north", "s": "south", "e": "east", "w": "west", "bd": "boulevard",
+}  # fmt: skip
+
+
+def address_key(col: Column) -> Column:
+    """A street address for comparison: lowercase letters and digits, the short street words
+    spelled out, spaces and punctuation dropped ("12 Main St." -> "12mainstreet")."""
+    words = F.split(F.regexp_replace(F.lower(F.trim(col)), r"[^\p{L}\p{N}]+", " "), " ")
+    spelled = F.create_map(*[F.lit(x) for kv in ADDRESS_WORDS.items() for x in kv])
+    key = F.array_join(F.transform(words, lambda w: F.coalesce(spelled[w], w)), "")
+    return F.when(F.length(key) > 0, key)
+
+
+def hashed_grams(key: Column) -> Column:
+    """The distinct bigrams of a normalised value, padded ("jon" -> _j jo on n_), each kept as
+    the first 8 hex digits of its SHA-256: two values' Dice similarity without storing
+    either. Null for a null value."""
+    padded = F.concat(F.lit("_"), key, F.lit("_"))
+    grams = F.transform(
+        F.sequence(F.lit(1), F.length(padded) - 1), lambda i: padded.substr(i, F.lit(2))
+    )
+    hashed = F.transform(grams, lambda g: F.substring(F.sha2(g, 256), 1, 8))
+    return F.when(key.isNotNull(), F.array_sort(F.array_distinct(hashed)))
+
+
+def match_features(first: Column, last: Column, address: Column) -> dict[str, Column]:
+    """What probabilistic matching compares beyond the hashes the platforms take: the names'
+    and street address's hashed bigrams, and the address's hash."""
+    street = address_key(address)
+    return {
+        "first_name_grams": hashed_grams(meta_name(first)),
+        "last_name_grams": hashed_grams(meta_name(last)),
+        "address_sha256": sha256_hex(street),
+        "address_grams": hashed_grams(street),
+    }
+
+
 def email_hashes(raw: Column) -> dict[str, Column]:
     """The email hash columns. A value that arrives already hashed is kept as the canonical hash
     (never hashed twice); the platform-specific forms cannot be derived from it and stay null."""
