@@ -683,8 +683,9 @@ def test_typo_duplicates_are_matched_and_namesakes_kept_apart(world):
     on = pairwise_scores(lake.read("identity.person_map"), truth)
     keyed = {(r["person_key"], r["value"]) for r in world["idents"] if r["id_type"] == "crm"}
     owner = {"crm:" + v: k for k, v in keyed}
-    for e in scored:  # a scored link between two people was cut, never followed
-        if owner.get(e["src"], e["src"]) != owner.get(e["dst"], e["dst"]):
+    for e in scored:  # a scored link between two people was cut, never followed (the broken
+        # row, a copy of a customer under another id, is not in the truth: left out)
+        if e["src"] in owner and e["dst"] in owner and owner[e["src"]] != owner[e["dst"]]:
             assert person[e["src"]] != person[e["dst"]], e
     cut = rep.facts["scored links cut"]
     assert cut == sum(person[e["src"]] != person[e["dst"]] for e in scored)

@@ -32,7 +32,9 @@ FEATURES = [
     *MATCH_COLS,
 ]
 DOB = ["dob_year_sha256", "dob_month_sha256", "dob_day_sha256"]
-NAME_BANDS = [0.75, 0.5]  # Dice similarity of two names' bigrams
+M_SAME_CONTACT = 0.8  # two records of one person that both hold an email: the same one
+M_NAME_DIFFERS = 0.1  # two records of one person whose names share almost no bigram
+NAME_BANDS = [0.75, 0.5, 0.3]  # Dice similarity of two names' bigrams
 ADDRESS_BANDS = [0.8, 0.6]
 
 
@@ -66,16 +68,24 @@ def _similar(name: str, exact: str, grams: str, bands: list[float]):
         _null(exact),
         cll.ExactMatchLevel(exact).configure(label_for_charts="exact"),
         *[_dice(grams, b) for b in bands],
-        cll.ElseLevel(),
+        # set, not learned: EM drives it to nearly 0 (few duplicates differ this much), and then
+        # one transposed short name ("Sam", "Sma") outweighs an equal address and birth date
+        cll.ElseLevel().configure(m_probability=M_NAME_DIFFERS, fix_m_probability=True),
     ]
     return cl.CustomComparison(comparison_levels=levels, output_column_name=name)
 
 
-def _exact(name: str, col: str):
-    levels = [_null(col), cll.ExactMatchLevel(col).configure(label_for_charts="exact")]
-    return cl.CustomComparison(
-        comparison_levels=[*levels, cll.ElseLevel()], output_column_name=name
-    )
+def _contact(name: str, col: str, m_same: float):
+    """An email or a phone: equal or not. Its m is set, not learned: records keyed in twice
+    rarely both carry one, so EM learns it from namesakes (who differ) and would make a
+    differing email no evidence at all."""
+    fixed = {"fix_m_probability": True}
+    levels = [
+        _null(col),
+        cll.ExactMatchLevel(col).configure(label_for_charts="exact", m_probability=m_same, **fixed),
+        cll.ElseLevel().configure(m_probability=1 - m_same, **fixed),
+    ]
+    return cl.CustomComparison(comparison_levels=levels, output_column_name=name)
 
 
 def _date_of_birth():
@@ -122,8 +132,8 @@ def comparisons() -> list:
         _similar("last_name", "last_name_meta_sha256", "last_name_grams", NAME_BANDS),
         _home(),
         _date_of_birth(),
-        _exact("email", "email_sha256"),
-        _exact("phone", "phone_sha256"),
+        _contact("email", "email_sha256", M_SAME_CONTACT),
+        _contact("phone", "phone_sha256", M_SAME_CONTACT),
     ]
 
 
@@ -165,6 +175,7 @@ def splink_api(spark: SparkSession) -> Iterator[SparkAPI]:
     """Splink's Spark back end, its tables cached in the session (no checkpoint directory
     needed) and all of them dropped when the block ends: what the block returns must already
     be written or collected."""
+
     def views() -> set[str]:
         return {r["viewName"] for r in spark.sql("SHOW VIEWS").collect() if r["isTemporary"]}
 
