@@ -44,3 +44,12 @@ def test_scanner_looks_inside_maps_and_counts_rows(spark):
     )
     found = sorted(scan_frame(df, "t"), key=lambda f: f["shape"])
     assert [(f["shape"], f["rows"]) for f in found] == [("email", 1), ("phone", 1)]
+
+
+def test_only_the_columns_known_to_hold_no_person_are_left_unread(spark):
+    """The matching model's JSON holds probabilities such as 0.0012345678 (read as a number
+    dialled with 00); that column alone is not read, in that table alone."""
+    model = '{"m_probability": 0.0012345678912345}'
+    df = spark.createDataFrame([(model, "+44 20 7946 0958")], "model string, note string")
+    assert [f["column"] for f in scan_frame(df, "identity.match_model")] == ["note"]
+    assert sorted(f["column"] for f in scan_frame(df, "gold.profiles")) == ["model", "note"]
