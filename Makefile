@@ -36,4 +36,4 @@ clean:
 	rm -rf data .pytest_cache
 
 bench: setup
-	.venv/bin/dmp bench
+	.venv/bin/dmp-dev bench

@@ -109,17 +109,6 @@ def build_parser() -> argparse.ArgumentParser:
             "scan-pii", help="look for email- or phone-shaped values in every table and audience"
         )
     )
-    c = with_conf(
-        sub.add_parser(
-            "crash-test",
-            help="SIGKILL jobs at random moments, rerun, compare with an uninterrupted run",
-        )
-    )
-    c.add_argument("--people", type=int, default=200)
-    c.add_argument("--days", type=int, default=3)
-    c.add_argument("--jobs", default="ingest,identity,segments,export")
-    c.add_argument("--trials", type=int, default=3)
-    c.add_argument("--workdir", default="data/crash-test")
     x = with_conf(
         sub.add_parser(
             "explain-person",
@@ -133,14 +122,6 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("job")
     pl = with_conf(sub.add_parser("pipeline", help="every job in order for one date"))
     pl.add_argument("--date", type=_date, required=True)
-    b = with_conf(
-        sub.add_parser("bench", help="time every stage at several scales -> BENCHMARKS.md")
-    )
-    b.add_argument(
-        "--people", help="comma-separated scales (people); default: those of `make bench`"
-    )
-    b.add_argument("--days", type=int, help="days per scale; default: that of `make bench`")
-    b.add_argument("--out", default="BENCHMARKS.md")
     d = with_conf(sub.add_parser("demo", help="generate sample data and run the whole pipeline"))
     d.add_argument("--people", type=int, default=5000)
     d.add_argument("--days", type=int, default=14)
@@ -321,72 +302,64 @@ def cmd_explain(settings, args) -> int:
     return 0 if found["identifiers"] or found["lineage"] else 1
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def cmd_unlock(settings, args) -> None:
+    from jobs.locks import release
+
+    n = release(_lake(settings), args.job)
+    print(f"dmp unlock: {n} lock(s) on {args.job} removed")
+
+
+def cmd_pipeline(settings, args) -> None:
+    from jobs.pipeline import run_pipeline
+
+    run_pipeline(_lake(settings), args.date)
+
+
+def cmd_job(settings, args) -> None:
+    from jobs.pipeline import run_job
+
+    options = {"full": True} if getattr(args, "full", False) else {}
+    run_job(_lake(settings), args.command, args.date, **options)
+
+
+COMMANDS = {  # every other command is a job (jobs.pipeline.JOBS)
+    "generate": cmd_generate,
+    "demo": cmd_demo,
+    "erase": cmd_erase,
+    "unlock": cmd_unlock,
+    "explain-person": cmd_explain,
+    "scan-pii": lambda settings, args: cmd_scan(settings),
+    "pipeline": cmd_pipeline,
+}
+
+
+def run_command(args, command, prog: str = "dmp") -> int:
+    """Runs ``command(settings, args)``. A command that returns a status exits with it; one
+    that returns nothing says it is done. A configuration error exits 2 naming the key, any
+    other failure 1, each with one line of reason first."""
     t0 = time.time()
     try:
-        settings = load_settings(args.conf)
-        if args.command == "generate":
-            cmd_generate(settings, args)
-        elif args.command == "demo":
-            cmd_demo(settings, args)
-        elif args.command == "bench":
-            from jobs.bench import DEFAULT_DAYS, DEFAULT_PEOPLE, run_bench
-
-            scales = [int(x) for x in (args.people or DEFAULT_PEOPLE).split(",")]
-            print(run_bench(settings, scales, args.days or DEFAULT_DAYS, args.out))
-        elif args.command == "erase":
-            return cmd_erase(settings, args)
-        elif args.command == "crash-test":
-            from jobs.crash import run_crash_test
-
-            results = run_crash_test(
-                settings,
-                args.people,
-                args.days,
-                args.jobs.split(","),
-                args.trials,
-                settings.resolve(args.workdir),
-            )
-            bad = [r for r in results if not r["identical"]]
-            for r in results:
-                state = "identical" if r["identical"] else f"DIFFERS in {', '.join(r['differ'])}"
-                print(
-                    f"{r['job']:<10} trial {r['trial']} killed={r['killed']!s:<5} "
-                    f"after {r['delay_s']}s: {state}"
-                )
-            return 1 if bad else 0
-        elif args.command == "unlock":
-            from jobs.locks import release
-
-            n = release(_lake(settings), args.job)
-            print(f"dmp unlock: {n} lock(s) on {args.job} removed")
-        elif args.command == "explain-person":
-            return cmd_explain(settings, args)
-        elif args.command == "scan-pii":
-            return cmd_scan(settings)
-        elif args.command == "pipeline":
-            from jobs.pipeline import run_pipeline
-
-            run_pipeline(_lake(settings), args.date)
-        else:
-            from jobs.pipeline import run_job
-
-            options = {"full": True} if getattr(args, "full", False) else {}
-            run_job(_lake(settings), args.command, args.date, **options)
+        status = command(load_settings(args.conf), args)
     except ConfigError as exc:
-        print(f"dmp: configuration error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"{prog}: configuration error: {str(exc).splitlines()[0]}", file=sys.stderr)
         print(str(exc), file=sys.stderr)
         return 2
     except Exception as exc:  # one line of reason first, then the detail
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        print(f"dmp {args.command}: failed: {type(exc).__name__}: {first}", file=sys.stderr)
+        print(f"{prog} {args.command}: failed: {type(exc).__name__}: {first}", file=sys.stderr)
         import traceback
 
         traceback.print_exc()
         return 1
-    print(f"dmp {args.command}: done in {time.time() - t0:.1f}s", file=sys.stderr)
+    if status is not None:
+        return status
+    print(f"{prog} {args.command}: done in {time.time() - t0:.1f}s", file=sys.stderr)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return run_command(args, COMMANDS.get(args.command, cmd_job))
 
 
 if __name__ == "__main__":

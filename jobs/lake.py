@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import (
     DateType,
     NumericType,
@@ -269,3 +270,9 @@ class Lake:
 
 class MissingTableError(RuntimeError):
     """A job asked for a table an earlier stage has not written yet."""
+
+
+def events_until(lake: Lake, run_date: str):
+    """silver.events of every day up to ``run_date``: what the profiles and segments of that
+    date are computed from."""
+    return lake.read("silver.events").where(F.col("event_date") <= F.lit(run_date).cast("date"))

@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
+class _CurrentStderr(logging.Handler):
+    """Writes each record to whatever ``sys.stderr`` is when it is emitted (a redirected
+    stream, a test's capture), flushed at once: progress is read as it happens."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sys.stderr.write(self.format(record) + "\n")
+        sys.stderr.flush()
+
+
+LOG = logging.getLogger("dmp")  # progress of every job; reconfigure it to send it elsewhere
+if not LOG.handlers:
+    LOG.addHandler(_CurrentStderr())
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+
+
 def say(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    LOG.info(message)
 
 
 @dataclass

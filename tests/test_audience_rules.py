@@ -20,7 +20,9 @@ from uid2_client import input_util
 
 from jobs.activation.files import csv_header, publish
 from jobs.activation.formats import google, identifier_counts, meta, ttd
-from jobs.activation.identifiers import (
+from jobs.activation.rules import EXTERNAL_ID, RULES, described
+from jobs.ingest.crm import CRM_FIELDS, crm_to_bronze
+from jobs.profiles.identifiers import (
     EMAIL_COLS,
     EVENT_EMAILS,
     EVENT_ID_COLS,
@@ -28,8 +30,6 @@ from jobs.activation.identifiers import (
     PHONE_COLS,
     with_crm,
 )
-from jobs.activation.rules import EXTERNAL_ID, RULES, described
-from jobs.ingest.crm import CRM_FIELDS, crm_to_bronze
 
 KEYS = CustomAudience.Schema.MultiKeySchema
 

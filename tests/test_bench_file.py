@@ -1,8 +1,8 @@
-"""`dmp bench` regenerates the tables of BENCHMARKS.md and keeps what is written by hand."""
+"""`dmp-dev bench` regenerates the tables of BENCHMARKS.md and keeps what is written by hand."""
 
 from __future__ import annotations
 
-from jobs.bench import HAND_WRITTEN, with_hand_written
+from dev.bench import HAND_WRITTEN, with_hand_written
 
 
 def test_a_new_run_keeps_the_hand_written_part(tmp_path):

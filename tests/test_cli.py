@@ -35,3 +35,29 @@ def test_config_error_exits_2_with_file_and_key(tmp_path):
     first = proc.stderr.splitlines()[0]
     assert first.startswith("dmp: configuration error:") and "spark.masterr: unknown key" in first
     assert str(bad) in first
+
+
+def test_development_tools_are_apart_from_the_product(capsys):
+    """`dmp` holds what an operator runs; the benchmark and the crash harness are `dmp-dev`."""
+    from dev.cli import main as dev_main
+
+    for cmd in ["bench", "crash-test"]:
+        with pytest.raises(SystemExit) as ex:
+            main([cmd, "--help"])
+        assert ex.value.code == 2  # not a dmp command
+        with pytest.raises(SystemExit) as ex:
+            dev_main([cmd, "--help"])
+        assert ex.value.code == 0
+        assert "usage: dmp-dev" in capsys.readouterr().out
+
+
+def test_a_failing_command_exits_1_with_its_reason_first(capsys):
+    from jobs.cli import run_command
+
+    def broken(settings, args):
+        raise ValueError("the lake is on fire\nand more detail")
+
+    args = type("Args", (), {"conf": None, "command": "ingest"})()
+    assert run_command(args, broken) == 1
+    first = capsys.readouterr().err.splitlines()[0]
+    assert first == "dmp ingest: failed: ValueError: the lake is on fire"

@@ -1,5 +1,5 @@
 """Crash safety: a job SIGKILLed at a random moment, then rerun, leaves the lake and the
-audience folders identical (contents, row for row) to an uninterrupted run. `dmp crash-test`
+audience folders identical (contents, row for row) to an uninterrupted run. `dmp-dev crash-test`
 runs more trials on more jobs; the suite runs one on ingest, the job with the most state
 (streaming checkpoints, Delta transactions, MERGE). Audience publishing has its own failure
 tests in test_activation_publish.py."""
@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from jobs.crash import crash_trials
+from dev.crash import crash_trials
 from jobs.generate import generate
 
 pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out

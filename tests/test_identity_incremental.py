@@ -20,6 +20,7 @@ from jobs.identity.graph import (
 from jobs.identity.map_history import changes, map_before, snapshot
 from jobs.identity.resolve import (
     PERSON_MAP_COLUMNS,
+    Resolution,
     affected_region,
     build_person_map,
     incremental_seeds,
@@ -29,6 +30,7 @@ from jobs.identity.resolve import (
 pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
 
 LIMITS, MAX_SIZE = {"user": 1}, 12
+RULES = Resolution(limits=LIMITS, max_cluster_size=MAX_SIZE)
 DAY1, DAY2 = "2026-11-01", "2026-11-02"
 
 
@@ -73,7 +75,7 @@ def test_incremental_equals_full_rebuild(spark, seed):
     day1 += [(family[0], family[1], d1), (family[0], family[2], d1)]
     e1 = _edges(spark, day1).cache()
     hubs1 = find_hubs(e1, ["user"], 1, 50).cache()
-    pm1, _, _ = build_person_map(e1, hubs1, LIMITS, MAX_SIZE, None, DAY1)
+    pm1, _, _ = build_person_map(e1, hubs1, RULES, None, DAY1)
     pm1 = pm1.localCheckpoint()
 
     # day 2: new people, old people seen again, a merge (cookie meets another person's device),
@@ -100,7 +102,7 @@ def test_incremental_equals_full_rebuild(spark, seed):
     edges = tables.select(*EDGE_COLUMNS).cache()
     hubs2 = find_hubs(edges, ["user"], 1, 50).cache()
 
-    full, full_lineage, _ = build_person_map(edges, hubs2, LIMITS, MAX_SIZE, pm1, DAY2)
+    full, full_lineage, _ = build_person_map(edges, hubs2, RULES, pm1, DAY2)
     new_pairs = tables.where("new_pair").select("src", "dst")
     seeds = incremental_seeds(new_pairs, e2, pm1, LIMITS).localCheckpoint()  # as the job does
     # hubs judged again on the seeds' own links only are the hubs of the whole graph
@@ -109,9 +111,7 @@ def test_incremental_equals_full_rebuild(spark, seed):
     )
     assert hubs1.where("node = 'device:family'").count() == 1
     assert hubs2.where("node IN ('device:family', 'device:shared-ipad')").count() == 2
-    inc, inc_lineage, _, region = update_person_map(
-        edges, hubs2, seeds, pm1, LIMITS, MAX_SIZE, DAY2
-    )
+    inc, inc_lineage, _, region = update_person_map(edges, hubs2, seeds, pm1, RULES, DAY2)
     cols = full.columns
     assert _rows(inc, cols) == _rows(full, cols)
     # the history keeps day 1 whole and day 2 as its changes only, and gives both maps back

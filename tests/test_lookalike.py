@@ -7,6 +7,7 @@ import pytest
 from pyspark.ml.evaluation import BinaryClassificationEvaluator
 from pyspark.sql import functions as F
 
+from jobs.config import LookalikeSettings
 from jobs.lookalike.model import SeedTooSmallError, fit_and_score, score
 
 pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
@@ -37,15 +38,17 @@ def _people(spark, start: int, n: int, seed: int = 1):
 
 def _fit(feats, seeds, **kw):
     args = dict(
+        name="test_lookalike",
+        seed_segment="planted",
         reach_percents=[5.0, 20.0],
-        min_seed=100,
-        holdout=0.2,
+        min_seed_size=100,
+        holdout_fraction=0.2,
         unlabelled_ratio=3.0,
         seed=7,
         consented_only=True,
     )
     args.update(kw)
-    return fit_and_score(feats.drop("persona"), seeds, **args)
+    return fit_and_score(feats.drop("persona"), seeds, LookalikeSettings(**args))
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
 from jobs.activation.formats import ttd
-from jobs.activation.identifiers import with_lists
 from jobs.ingest.normalise import (
     email_hashes,
     google_email,
@@ -17,6 +16,7 @@ from jobs.ingest.normalise import (
     phone_hashes,
     uid2_email,
 )
+from jobs.profiles.identifiers import with_lists
 
 EMAIL_FORMS = ["email_sha256", "email_google_sha256", "email_uid2_sha256"]
 

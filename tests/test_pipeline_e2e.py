@@ -165,7 +165,7 @@ def cluster_run(request, world, tmp_path_factory):
     if not any(item.name == CLUSTER_TEST for item in request.session.items):
         yield None
         return
-    from jobs.lookalike.run import segment_name
+    from jobs.lookalike.published import segment_name
 
     cluster = request.getfixturevalue("spark_cluster")
     request.getfixturevalue("airflow_db")
@@ -360,7 +360,7 @@ def test_segments_from_the_profiles_sums_equal_a_pass_over_the_events(world):
     again gives, and sums made for another date or another version of gold.profiles are not
     used."""
     from jobs.identity.resolve import attributed_sums
-    from jobs.profiles.run import events_until
+    from jobs.lake import events_until
     from jobs.report import JobReport
     from jobs.segments.rules import evaluate, load_segments
     from jobs.segments.run import profile_sums
@@ -640,7 +640,7 @@ def _truth_df(world):
 def test_pairwise_f1_with_guards_and_the_giant_cluster_without(world):
     from jobs.identity.evaluate import pairwise_scores
     from jobs.identity.graph import build_edges, find_hubs
-    from jobs.identity.resolve import build_person_map
+    from jobs.identity.resolve import Resolution, build_person_map
 
     lake = world["lake"]
     truth = _truth_df(world)
@@ -650,7 +650,7 @@ def test_pairwise_f1_with_guards_and_the_giant_cluster_without(world):
     events = lake.read("silver.events")
     edges = build_edges(events, lake.read("silver.crm"), [], []).cache()
     no_hubs = find_hubs(edges, ["user"], 1, 10**9).where("false")
-    pm, _, _ = build_person_map(edges, no_hubs, {}, None, None, RUN_DATE)
+    pm, _, _ = build_person_map(edges, no_hubs, Resolution(), None, RUN_DATE)
     pm = pm.cache()
     unguarded = pairwise_scores(pm, truth)
     largest_off = pm.groupBy("person_id").count().agg({"count": "max"}).first()[0]

@@ -120,7 +120,7 @@ def _latest(rows: list[tuple], col: int, when) -> tuple | None:
 
 
 def test_identifiers_are_the_latest_seen_and_skip_blocked_events(spark):
-    from jobs.activation.identifiers import person_identifiers
+    from jobs.profiles.identifiers import person_identifiers
 
     rows = _id_events(3)
     got = {
@@ -170,7 +170,7 @@ def test_top_category_is_the_highest_score_and_a_tie_goes_to_the_first_name(spar
 
 
 def test_ties_at_the_same_instant_are_settled_the_same_way_every_run(spark):
-    from jobs.activation.identifiers import person_identifiers
+    from jobs.profiles.identifiers import person_identifiers
 
     at = datetime(2026, 11, 3, 12, 0)
     ids = [  # two emails and two phones seen at the same instant
@@ -201,7 +201,7 @@ def test_only_advertising_ids_are_sent_as_device_ids_and_identify_names_fill_in(
     """A Segment event's own device id (an IDFV) is never an audience's MADID; a row ingested
     before advertising ids had their column (no source name) is native, whose device id is one.
     Names an identify call gave stand in when there is no CRM record."""
-    from jobs.activation.identifiers import person_identifiers
+    from jobs.profiles.identifiers import person_identifiers
 
     at = datetime(2026, 11, 3, 12, 0)
     cols = (

@@ -10,9 +10,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from jobs.lake import Lake
+from jobs.segments.membership import write_membership
 from jobs.segments.overlap import overlaps, pair_count
 from jobs.segments.rules import evaluate, load_segments
-from jobs.segments.run import write_membership
 
 from .conftest import ROOT
 from .segment_fixtures import events_frame

@@ -80,7 +80,7 @@ def file_checksums(spark: SparkSession, folder: str) -> dict[str, dict]:
     return out
 
 
-def publish(
+def publish(  # noqa: PLR0913 -- a folder, its parts and how each is written
     spark: SparkSession,
     final: str,
     parts: dict[str, DataFrame],

@@ -4,17 +4,19 @@ files in the platform's format, with a size gate and a manifest."""
 from __future__ import annotations
 
 import json
-from functools import partial
+from dataclasses import dataclass
+from functools import partial, reduce
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.activation.files import publish
 from jobs.activation.formats import FORMATS, identifier_counts
-from jobs.activation.identifiers import IDENTIFIER_COLS, with_lists
 from jobs.activation.rules import described
 from jobs.cache import cached
 from jobs.lake import Lake
-from jobs.lookalike.run import computed_on, segment_name
+from jobs.lookalike.published import computed_on, segment_name
+from jobs.profiles.identifiers import IDENTIFIER_COLS, with_lists
 from jobs.report import JobReport, say
 
 
@@ -140,151 +142,192 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
         export(lake, report, run_date, keep(identifiers(lake, run_date)))
 
 
-def export(lake: Lake, report: JobReport, run_date: str, ids) -> None:
-    spark = lake.spark
+@dataclass
+class _Day:
+    """What every audience of one export run reads."""
+
+    lake: Lake
+    report: JobReport
+    run_date: str
+    ids: DataFrame  # the identifiers of every person
+    removal_ids: DataFrame  # and of people erased since, whose removals are queued
+    pending: DataFrame | None  # queued removals (destination, segment, person_id)
+    profiles: DataFrame
+    members: DataFrame  # the date's segment members
+    audience_root: str
+    last_dates: dict[tuple[str, str], str]
+    lookalike_of: dict[str, str]  # a reach segment -> its lookalike
+    computed: set[str]  # the lookalikes computed for the date
+
+
+def _day(lake: Lake, report: JobReport, run_date: str, ids) -> _Day:
     pending = pending_removals(lake, run_date)
     removal_ids = ids
     if pending is not None:
         # a removal queued before the lists existed has the single columns only
         kept = [c for c in ids.columns if c in pending.columns]
         removal_ids = ids.unionByName(pending.select(*kept), allowMissingColumns=True)
-    published = []
-    profiles = lake.read("gold.profiles")
-    members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
-    audience_root = lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/")
-    exported_rows = []
-    # a lookalike's reach segments, and the lookalikes the lookalike job computed for the date
     lookalike_of = {
         segment_name(la.name, p): la.name
         for la in lake.settings.lookalikes
         for p in la.reach_percents
     }
-    computed = computed_on(lake, run_date) if lookalike_of else set()
-    last_dates = last_export_dates(lake, run_date)
+    return _Day(
+        lake,
+        report,
+        run_date,
+        ids,
+        removal_ids,
+        pending,
+        lake.read("gold.profiles"),
+        lake.read("gold.segment_membership").where(F.col("run_date") == run_date),
+        lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/"),
+        last_export_dates(lake, run_date),
+        lookalike_of,
+        computed_on(lake, run_date) if lookalike_of else set(),
+    )
+
+
+def _as_text(df: DataFrame, columns: list[str]) -> DataFrame:
+    """A frame compared with parsed CSV rows: every column as text."""
+    return df.select(*[F.col(c).cast("string").alias(c) for c in columns])
+
+
+def _deltas(day: _Day, dest, segment: str, fmt, rows, shipped, keep) -> tuple[dict, str | None]:  # noqa: PLR0913 -- one audience's frames, each used once
+    """The add and remove parts of an audience (none on its first export) -> (parts, what
+    they were computed against)."""
+    kind = "parquet" if dest.platform == "generic" else "csv"
+    prev_date = day.last_dates.get((dest.name, segment))
+    prev = previous_export(day.lake, dest.name, segment, prev_date)
+    erased = None
+    if day.pending is not None:
+        erased = day.pending.where(
+            (F.col("destination") == dest.name) & (F.col("segment") == segment)
+        ).select("person_id")
+    full = rows.drop("person_id")
+    before = None
+    if prev_date is not None:
+        folder = f"{day.audience_root}/{dest.name}/{segment}/dt={prev_date}"
+        before = published_rows(day.lake.spark, folder, kind, full.columns)
+    if before is not None:
+        before = keep(before)  # the shipped files are read and parsed once
+        # row level, against the files last shipped: a merge, a split, a changed email or an
+        # erased person all become exactly the adds and removes the platform needs
+        now = _as_text(full, full.columns) if kind == "csv" else full
+        removes = before.subtract(now)
+        if erased is not None:  # erased since, in case their rows were not shipped
+            gone, _ = fmt(day.removal_ids.join(erased, "person_id", "inner"))
+            gone = gone.drop("person_id")
+            gone = _as_text(gone, now.columns) if kind == "csv" else gone
+            removes = removes.unionByName(gone).distinct()
+        return {"add": now.subtract(before), "remove": removes}, f"files of dt={prev_date}"
+    if prev is None and erased is None:
+        return {}, None
+    prev = prev if prev is not None else erased.where(F.lit(False))
+    adds = shipped.join(prev, "person_id", "left_anti")
+    removes = prev.join(shipped, "person_id", "left_anti")
+    if erased is not None:  # erased since: their last known identifiers
+        removes = removes.unionByName(erased).distinct()
+    # removals carry the identifiers the platform knows them by, consent or not
+    removed_rows, _ = fmt(day.removal_ids.join(removes, "person_id", "inner"))
+    parts = {
+        "add": rows.join(adds, "person_id", "left_semi").drop("person_id"),
+        "remove": removed_rows.drop("person_id"),
+    }
+    return parts, "person ids of the last export"
+
+
+def _audience(day: _Day, dest, segment: str, keep) -> tuple[DataFrame | None, int]:
+    """-> (the consented members to send, their number), or (None, n) when the audience is
+    not sent today: its lookalike was not computed, or it is under the platform's minimum."""
+    label = f"{dest.name}/{segment}"
+    if segment in day.lookalike_of and day.lookalike_of[segment] not in day.computed:
+        # not "empty": an audience shipped before stays as it is, with no removals
+        say(f"[export] {label}: lookalike not computed for {day.run_date}: not exported")
+        day.report.facts[label] = "skipped (its lookalike was not computed on this date)"
+        return None, 0
+    seg = day.members.where(F.col("segment") == segment).select("person_id")
+    audience = keep(consented(seg, day.profiles))
+    members_n, size = consent_counts(seg, day.profiles)
+    day.report.dropped[f"{label} no consent"] = members_n - size
+    if size < dest.min_audience_size:
+        say(
+            f"[export] {label}: {size:,} consented people, below the minimum of "
+            f"{dest.min_audience_size:,} for {dest.platform}: not exported"
+        )
+        day.report.facts[label] = f"skipped ({size:,} < {dest.min_audience_size:,})"
+        return None, size
+    return audience, size
+
+
+def _export_audience(day: _Day, dest, segment: str, fmt) -> DataFrame | None:
+    """Publishes one destination's audience of one segment -> the person ids shipped, or None
+    when it is not sent today."""
+    label = f"{dest.name}/{segment}"
+    with cached() as keep:  # this audience's frames
+        audience, size = _audience(day, dest, segment, keep)
+        if audience is None:
+            return None
+        rows, rejected = fmt(day.ids.join(audience, "person_id", "inner"))
+        # the rows feed the full file, both deltas, the counts and gold.exports: formatted
+        # (hashing, Base64, explode) once, not once per use
+        rows = keep(rows)
+        # kept for gold.exports, taken while the rows are cached
+        shipped = rows.select("person_id").distinct().localCheckpoint()
+        deltas, against = _deltas(day, dest, segment, fmt, rows, shipped, keep)
+        parts = {"full": rows.drop("person_id"), **deltas}
+        folder = f"{day.audience_root}/{dest.name}/{segment}/dt={day.run_date}"
+        n_rows, n_rejected = rows.count(), rejected.count()
+        manifest = {
+            "destination": dest.name,
+            "platform": dest.platform,
+            "segment": segment,
+            "run_date": day.run_date,
+            "people": size,
+            "rows": n_rows,
+            "rejected": n_rejected,
+            "delta_against": against,
+            "hashing": described(dest.platform, dest.opted()),
+            "identifiers": identifier_counts(dest.platform, rows),
+            "source": {"membership_run_date": day.run_date, "tables": "gold.segment_membership"},
+        }
+        kind = "parquet" if dest.platform == "generic" else "csv"
+        written = publish(
+            day.lake.spark, folder, parts, kind, dest.max_rows_per_file, manifest,
+            known_rows={"full": n_rows},  # the full file is the cached rows
+        )  # fmt: skip
+    day.report.written[label] = n_rows
+    day.report.dropped[f"{label} rejected"] = n_rejected
+    files = sum(len(p["files"]) for p in written["parts"].values())
+    day.report.facts[label] = f"{n_rows:,} rows -> {folder} ({files} files)"
+    return shipped
+
+
+def _record_exports(lake: Lake, run_date: str, shipped: dict[tuple[str, str], DataFrame]):
+    """gold.exports: who was sent in which audience on the date."""
+    frames = [
+        people.select(
+            F.lit(run_date).alias("run_date"),
+            F.lit(dest).alias("destination"),
+            F.lit(segment).alias("segment"),
+            "person_id",
+        )
+        for (dest, segment), people in shipped.items()
+    ]
+    if frames:
+        exports = reduce(DataFrame.unionByName, frames)
+        lake.replace_partition(exports, "gold.exports", "run_date", run_date)
+
+
+def export(lake: Lake, report: JobReport, run_date: str, ids) -> None:
+    day = _day(lake, report, run_date, ids)
     default_country = lake.settings.ingest.default_country
+    shipped = {}
     for dest in lake.settings.destinations:
         fmt = partial(FORMATS[dest.platform], default_country=default_country, opted=dest.opted())
         for segment in dest.segments:
-            with cached() as keep:  # this audience's frames
-                label = f"{dest.name}/{segment}"
-                if segment in lookalike_of and lookalike_of[segment] not in computed:
-                    # not "empty": an audience shipped before stays as it is, with no removals
-                    say(f"[export] {label}: lookalike not computed for {run_date}: not exported")
-                    report.facts[label] = "skipped (its lookalike was not computed on this date)"
-                    continue
-                seg = members.where(F.col("segment") == segment).select("person_id")
-                audience = keep(consented(seg, profiles))
-                members_n, size = consent_counts(seg, profiles)
-                report.dropped[f"{label} no consent"] = members_n - size
-                if size < dest.min_audience_size:
-                    say(
-                        f"[export] {label}: {size:,} consented people, below the minimum of "
-                        f"{dest.min_audience_size:,} for {dest.platform}: not exported"
-                    )
-                    report.facts[f"{label}"] = f"skipped ({size:,} < {dest.min_audience_size:,})"
-                    continue
-                rows, rejected = fmt(ids.join(audience, "person_id", "inner"))
-                # the rows feed the full file, both deltas, the counts and gold.exports: formatted
-                # (hashing, Base64, explode) once, not once per use
-                rows = keep(rows)
-                prev_date = last_dates.get((dest.name, segment))
-                prev = previous_export(lake, dest.name, segment, prev_date)
-                erased = None
-                if pending is not None:
-                    erased = pending.where(
-                        (F.col("destination") == dest.name) & (F.col("segment") == segment)
-                    ).select("person_id")
-                # kept for gold.exports, taken while the rows are cached
-                shipped = rows.select("person_id").distinct().localCheckpoint()
-                parts = {"full": rows.drop("person_id")}
-                kind = "parquet" if dest.platform == "generic" else "csv"
-                before = None
-                if prev_date is not None:
-                    before = published_rows(
-                        spark,
-                        f"{audience_root}/{dest.name}/{segment}/dt={prev_date}",
-                        kind,
-                        parts["full"].columns,
-                    )
-                if before is not None:
-                    before = keep(before)  # the shipped files are read and parsed once
-                    # row level, against the files last shipped: a merge, a split, a changed email
-                    # or an erased person all become exactly the adds and removes the platform needs
-                    now = parts["full"]
-                    if kind == "csv":
-                        now = now.select(*[F.col(c).cast("string").alias(c) for c in now.columns])
-                    parts["add"] = now.subtract(before)
-                    removes = before.subtract(now)
-                    if erased is not None:  # erased since, in case their rows were not shipped
-                        gone, _ = fmt(removal_ids.join(erased, "person_id", "inner"))
-                        gone = gone.drop("person_id")
-                        if kind == "csv":
-                            gone = gone.select(
-                                *[F.col(c).cast("string").alias(c) for c in now.columns]
-                            )
-                        removes = removes.unionByName(gone).distinct()
-                    parts["remove"] = removes
-                elif prev is not None or erased is not None:
-                    prev = prev if prev is not None else erased.where(F.lit(False))
-                    adds = shipped.join(prev, "person_id", "left_anti")
-                    removes = prev.join(shipped, "person_id", "left_anti")
-                    if erased is not None:  # erased since: their last known identifiers
-                        removes = removes.unionByName(erased).distinct()
-                    parts["add"] = rows.join(adds, "person_id", "left_semi").drop("person_id")
-                    # removals carry the identifiers the platform knows them by, consent or not
-                    removed_rows, _ = fmt(removal_ids.join(removes, "person_id", "inner"))
-                    parts["remove"] = removed_rows.drop("person_id")
-                folder = f"{audience_root}/{dest.name}/{segment}/dt={run_date}"
-                n_rows = rows.count()
-                n_rejected = rejected.count()
-                manifest = publish(
-                    spark,
-                    folder,
-                    parts,
-                    kind,
-                    dest.max_rows_per_file,
-                    {
-                        "destination": dest.name,
-                        "platform": dest.platform,
-                        "segment": segment,
-                        "run_date": run_date,
-                        "people": size,
-                        "rows": n_rows,
-                        "rejected": n_rejected,
-                        "delta_against": (
-                            f"files of dt={prev_date}"
-                            if before is not None
-                            else ("person ids of the last export" if "remove" in parts else None)
-                        ),
-                        "hashing": described(dest.platform, dest.opted()),
-                        "identifiers": identifier_counts(dest.platform, rows),
-                        "source": {
-                            "membership_run_date": run_date,
-                            "tables": "gold.segment_membership",
-                        },
-                    },
-                    known_rows={"full": n_rows},  # the full file is the cached rows
-                )
-                exported_rows.append((run_date, dest.name, segment, shipped))
-                published.append((dest.name, segment))
-                report.written[label] = n_rows
-                report.dropped[f"{label} rejected"] = n_rejected
-                report.facts[label] = (
-                    f"{n_rows:,} rows -> {folder} "
-                    f"({sum(len(p['files']) for p in manifest['parts'].values())} files)"
-                )
-    if exported_rows:
-        frames = [
-            s.select(
-                F.lit(d).alias("run_date"),
-                F.lit(n).alias("destination"),
-                F.lit(g).alias("segment"),
-                "person_id",
-            )
-            for d, n, g, s in exported_rows
-        ]
-        allx = frames[0]
-        for f in frames[1:]:
-            allx = allx.unionByName(f)
-        lake.replace_partition(allx, "gold.exports", "run_date", run_date)
-    mark_sent(lake, published, run_date)
+            people = _export_audience(day, dest, segment, fmt)
+            if people is not None:
+                shipped[(dest.name, segment)] = people
+    _record_exports(lake, run_date, shipped)
+    mark_sent(lake, list(shipped), run_date)

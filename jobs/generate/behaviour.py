@@ -48,128 +48,110 @@ def _consent_on(person: Person, day: int) -> bool:
     return person.consent_initial
 
 
+class _Visitor:
+    """One person's days, drawn in a fixed order from their own random stream: the order of
+    the draws (here and in the writer between two events) is what makes a seed a world."""
+
+    def __init__(self, rng: random.Random, person: Person):
+        self.rng, self.person, self.em = rng, person, Emitter(rng, person)
+        self.logged_in_once: set[str] = set()  # each cookie / device logs in on first use
+        self.planted_views = 0
+        self.t = datetime.min
+
+    def _wait(self, low: int, high: int) -> None:
+        self.t += timedelta(seconds=self.rng.randint(low, high))
+
+    def days(self, start: datetime, days: int) -> Iterator[tuple[int, dict]]:
+        rng, person = self.rng, self.person
+        for day in range(days):
+            must_plant = person.plant_browse_abandoner and self.planted_views < 2
+            must_plant = must_plant and day >= days - 3
+            if not (rng.random() < person.activity or must_plant or (day == 0 and person.cookies)):
+                continue
+            consent = _consent_on(person, day)
+            self.t = start + timedelta(days=day, seconds=rng.randint(6 * 3600, 20 * 3600))
+            for _ in range(1 if rng.random() < 0.75 else 2):
+                yield from self.session(day, consent, must_plant)
+            yield from self.emails(start, day)
+
+    def session(self, day: int, consent: bool, must_plant: bool) -> Iterator[tuple[int, dict]]:
+        rng, person = self.rng, self.person
+        use_app = person.device is not None and rng.random() < 0.4
+        source = "app" if use_app else "web"
+        ident = {"device_id": person.device} if use_app else {
+            "anonymous_id": rng.choice(person.cookies)
+        }  # fmt: skip
+        key = ident.get("device_id") or ident["anonymous_id"]
+        ip = OFFICE_IP if person.works_in_office and self.t.weekday() < 5 else person.ip
+        common = {
+            "ip": ip,
+            "user_agent": APP_UA if use_app else WEB_UAS[person.index % len(WEB_UAS)],
+            "session_id": f"s-{rng.getrandbits(48):012x}",
+            "ad_consent": consent if rng.random() < 0.3 or day == 0 else None,
+            **ident,
+        }
+        user = None
+        if person.user_id and (key not in self.logged_in_once or rng.random() < 0.4):
+            self.logged_in_once.add(key)
+            user = person.user_id
+            yield day, self.login(source, common, day)
+            self._wait(5, 60)
+        for i in range(rng.randint(1, 6)):
+            yield from self.view(day, source, {**common, "user_id": user}, must_plant and i < 2)
+
+    def login(self, source: str, common: dict, day: int) -> dict:
+        rng, person = self.rng, self.person
+        first = not person.email or person.uses_test_email
+        shown = TEST_EMAILS[person.index % 3] if person.uses_test_email else person.email
+        traits = {"user_id": person.user_id}
+        if rng.random() < 0.5 or day == 0:
+            traits["email"] = messy_email(rng, shown) if not first else shown
+            if person.phone and rng.random() < 0.5:
+                traits["phone"] = messy_phone(rng, person.phone, person.country)
+        return self.em.event(source, "login", self.t, **common, **traits)
+
+    def view(self, day: int, source: str, common: dict, planted: bool):
+        """A product view, perhaps put in the cart, perhaps bought."""
+        rng, person = self.rng, self.person
+        if planted:
+            cat = "winter_coats"
+            self.planted_views += 1
+        else:
+            cat = pick_category(rng, person.persona)
+            if person.plant_browse_abandoner and cat == "winter_coats":
+                self.planted_views += 1
+        product, price = pick_product(rng, cat)
+        item = {"product_id": product, "category": cat, "price": price}
+        yield day, self.em.event(source, "product_view", self.t, **common, page=f"/p/{product}",
+                                 **item)  # fmt: skip
+        self._wait(10, 240)
+        if rng.random() < 0.15 and person.buy_propensity > 0:
+            yield day, self.em.event(source, "add_to_cart", self.t, **common, **item, quantity=1)
+            self._wait(10, 120)
+            if rng.random() < person.buy_propensity * 3:
+                order = f"o-{rng.getrandbits(40):010x}"
+                bought = {"order_id": order, "revenue": price, "currency": "USD"}
+                yield day, self.em.event(source, "purchase", self.t, **common, **item, quantity=1,
+                                         **bought)  # fmt: skip
+                self._wait(10, 120)
+
+    def emails(self, start: datetime, day: int) -> Iterator[tuple[int, dict]]:
+        rng, person = self.rng, self.person
+        if not (person.subscribed and person.email and rng.random() < 0.3):
+            return
+        campaign = f"cmp-{start.date().isoformat()}-{day % 7}"
+        shown = messy_email(rng, person.email)
+        te = self.t + timedelta(hours=1)
+        yield day, self.em.event("email", "email_open", te, email=shown, campaign_id=campaign)
+        if rng.random() < 0.3:
+            te += timedelta(minutes=2)
+            landing = {"anonymous_id": rng.choice(person.cookies), "page": "/landing/" + campaign}
+            yield day, self.em.event("email", "email_click", te, email=shown,
+                                     campaign_id=campaign, **landing)  # fmt: skip
+
+
 def person_events(
     rng: random.Random, person: Person, start: datetime, days: int
 ) -> Iterator[tuple[int, dict]]:
     """Yields (day index, event) in time order for one person."""
-    em = Emitter(rng, person)
-    logged_in_once: set[str] = set()  # each cookie / device logs in on first use: linkable truth
-    planted_views = 0
-    for day in range(days):
-        must_plant = person.plant_browse_abandoner and planted_views < 2 and day >= days - 3
-        if not (rng.random() < person.activity or must_plant or (day == 0 and person.cookies)):
-            continue
-        consent = _consent_on(person, day)
-        t = start + timedelta(days=day, seconds=rng.randint(6 * 3600, 20 * 3600))
-        n_sessions = 1 if rng.random() < 0.75 else 2
-        for _ in range(n_sessions):
-            use_app = person.device is not None and rng.random() < 0.4
-            source = "app" if use_app else "web"
-            ident = (
-                {"device_id": person.device}
-                if use_app
-                else {"anonymous_id": rng.choice(person.cookies)}
-            )
-            key = ident.get("device_id") or ident["anonymous_id"]
-            ip = OFFICE_IP if person.works_in_office and t.weekday() < 5 else person.ip
-            common = {
-                "ip": ip,
-                "user_agent": APP_UA if use_app else WEB_UAS[person.index % len(WEB_UAS)],
-                "session_id": f"s-{rng.getrandbits(48):012x}",
-                "ad_consent": consent if rng.random() < 0.3 or day == 0 else None,
-                **ident,
-            }
-            user = None
-            if person.user_id and (key not in logged_in_once or rng.random() < 0.4):
-                logged_in_once.add(key)
-                user = person.user_id
-                first = not person.email or person.uses_test_email
-                shown = TEST_EMAILS[person.index % 3] if person.uses_test_email else person.email
-                traits = {"user_id": user}
-                if rng.random() < 0.5 or day == 0:
-                    traits["email"] = messy_email(rng, shown) if not first else shown
-                    if person.phone and rng.random() < 0.5:
-                        traits["phone"] = messy_phone(rng, person.phone, person.country)
-                yield day, em.event(source, "login", t, **common, **traits)
-                t += timedelta(seconds=rng.randint(5, 60))
-            n_views = rng.randint(1, 6)
-            for i in range(n_views):
-                if must_plant and i < 2:
-                    cat = "winter_coats"
-                    planted_views += 1
-                else:
-                    cat = pick_category(rng, person.persona)
-                    if person.plant_browse_abandoner and cat == "winter_coats":
-                        planted_views += 1
-                product, price = pick_product(rng, cat)
-                page = f"/p/{product}"
-                yield (
-                    day,
-                    em.event(
-                        source,
-                        "product_view",
-                        t,
-                        **common,
-                        user_id=user,
-                        page=page,
-                        product_id=product,
-                        category=cat,
-                        price=price,
-                    ),
-                )
-                t += timedelta(seconds=rng.randint(10, 240))
-                if rng.random() < 0.15 and person.buy_propensity > 0:
-                    yield (
-                        day,
-                        em.event(
-                            source,
-                            "add_to_cart",
-                            t,
-                            **common,
-                            user_id=user,
-                            product_id=product,
-                            category=cat,
-                            price=price,
-                            quantity=1,
-                        ),
-                    )
-                    t += timedelta(seconds=rng.randint(10, 120))
-                    if rng.random() < person.buy_propensity * 3:
-                        order = f"o-{rng.getrandbits(40):010x}"
-                        yield (
-                            day,
-                            em.event(
-                                source,
-                                "purchase",
-                                t,
-                                **common,
-                                user_id=user,
-                                product_id=product,
-                                category=cat,
-                                price=price,
-                                quantity=1,
-                                order_id=order,
-                                revenue=price,
-                                currency="USD",
-                            ),
-                        )
-                        t += timedelta(seconds=rng.randint(10, 120))
-        if person.subscribed and person.email and rng.random() < 0.3:
-            campaign = f"cmp-{start.date().isoformat()}-{day % 7}"
-            shown = messy_email(rng, person.email)
-            te = t + timedelta(hours=1)
-            yield day, em.event("email", "email_open", te, email=shown, campaign_id=campaign)
-            if rng.random() < 0.3:
-                te += timedelta(minutes=2)
-                yield (
-                    day,
-                    em.event(
-                        "email",
-                        "email_click",
-                        te,
-                        email=shown,
-                        campaign_id=campaign,
-                        anonymous_id=rng.choice(person.cookies),
-                        page="/landing/" + campaign,
-                    ),
-                )
+    return _Visitor(rng, person).days(start, days)

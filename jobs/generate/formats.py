@@ -424,6 +424,25 @@ def _sp(t: datetime) -> str:
     return t.strftime("%Y-%m-%d %H:%M:%S.") + f"{t.microsecond // 1000:03d}"
 
 
+def _ga4_params(e: dict) -> list[tuple]:
+    """An event's GA4 ``event_params`` as (key, value type, value)."""
+    params = [("ga_session_id", "int_value", _session_number(e.get("session_id")))]
+    if e.get("page"):
+        params.append(("page_location", "string_value", SITE + e["page"]))
+    for key in ("email", "phone"):
+        if e.get(key):
+            params.append((key, "string_value", e[key]))
+    if e.get("campaign_id"):
+        params.append(("campaign_id", "string_value", e["campaign_id"]))
+    if e["event_type"] == "purchase":
+        params += [
+            ("transaction_id", "string_value", e["order_id"]),
+            ("currency", "string_value", e["currency"]),
+            ("value", "double_value", e["revenue"]),
+        ]
+    return params
+
+
 class Ga4Encoder(Encoder):
     """GA4's BigQuery export as ``bq extract`` writes NDJSON: one folder per daily table
     (``events_YYYYMMDD``, the event's day), 64-bit integers as text, null fields left out.
@@ -452,20 +471,7 @@ class Ga4Encoder(Encoder):
         t = e["event_type"]
         c = Clocks(e, arrival)
         ts = c.corrected
-        params = [("ga_session_id", "int_value", _session_number(e.get("session_id")))]
-        if e.get("page"):
-            params.append(("page_location", "string_value", SITE + e["page"]))
-        for key in ("email", "phone"):
-            if e.get(key):
-                params.append((key, "string_value", e[key]))
-        if e.get("campaign_id"):
-            params.append(("campaign_id", "string_value", e["campaign_id"]))
-        if t == "purchase":
-            params += [
-                ("transaction_id", "string_value", e["order_id"]),
-                ("currency", "string_value", e["currency"]),
-                ("value", "double_value", e["revenue"]),
-            ]
+        params = _ga4_params(e)
         pseudo = e.get("anonymous_id")
         if pseudo is None and e.get("device_id"):
             pseudo = _digest("instance", e["device_id"])[:16].hex()

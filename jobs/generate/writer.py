@@ -14,6 +14,7 @@ import os
 import random
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import yaml
@@ -156,13 +157,13 @@ class Truth:
 
 def _identifiers_of(e: dict, p: Person) -> set[tuple[str, str]]:
     seen = set()
-    for field, id_type in (
+    for column, id_type in (
         ("anonymous_id", "cookie"),
         ("device_id", "device"),
         ("user_id", "user"),
     ):
-        if e.get(field):
-            seen.add((id_type, e[field]))
+        if e.get(column):
+            seen.add((id_type, e[column]))
     if e.get("email"):
         seen.add(("email", e["email"].strip().lower()))
     if e.get("phone"):
@@ -226,7 +227,102 @@ def _crm_row(p: Person, rng: random.Random, updated: str, households: dict[int, 
     return row
 
 
-def generate(
+@dataclass
+class _World:
+    """Where a generation writes, and its running truth."""
+
+    files: RawFiles
+    truth: Truth
+    crm: CrmFile
+    noise: random.Random  # traps that do not belong to a person
+    start: datetime
+    days: int
+    last: str  # the last day, YYYY-MM-DD
+    households: dict[int, dict] = field(default_factory=dict)  # -> first member's record
+
+
+def _deliver(w: _World, e: dict, shard: int, rng: random.Random) -> int:
+    """Writes one event as its collector would deliver it: sometimes a day late, sometimes
+    twice, now and then with a malformed line beside it -> the lines it became."""
+    summary = w.truth.summary
+    dt = e["event_ts"][:10]
+    if dt < w.last and rng.random() < LATE_RATE:
+        dt = (date.fromisoformat(dt) + timedelta(days=1)).isoformat()
+        summary["late_events"] += 1
+    lines = w.files.lines(e, dt)
+    w.files.write(e, dt, shard, lines)
+    summary["lines"] += len(lines)
+    if rng.random() < DUPLICATE_RATE:
+        redelivery = dt if dt == w.last or rng.random() < 0.5 else w.last
+        w.files.write(e, redelivery, shard, lines)  # the same message, delivered again
+        summary["duplicate_deliveries"] += len(lines)
+        summary["lines"] += len(lines)
+    if w.noise.random() < MALFORMED_RATE:
+        kind = _malformed_kind(w.noise)
+        w.files.write(e, dt, shard, [w.files.malformed(kind, e, dt, w.noise)])
+        summary[f"malformed_{kind}"] += 1
+        summary["malformed_lines"] += 1
+        summary["lines"] += 1
+    return len(lines)
+
+
+def _tally(stats: Counter, e: dict, lines: int) -> None:
+    """What the truth counts of one person's event (a collector may write an event as more
+    than one line: Snowplow states consent apart); the revenue is summed by the caller."""
+    stats["events"] += lines
+    cat = e.get("category")
+    if e["event_type"] == "product_view" and cat == "winter_coats":
+        stats["winter_coat_views"] += 1
+    if e["event_type"] == "purchase":
+        stats["purchases"] += 1
+        stats["winter_coat_purchases"] += cat == "winter_coats"
+
+
+def _customer(w: _World, p: Person, rng: random.Random, seen: set) -> str:
+    """Writes the person's customer record (and its typo'd duplicate, if planted) -> the time
+    of the record, which states their consent when they opted out."""
+    updated = f"{w.last}T23:00:00Z"
+    row = _crm_row(p, rng, updated, w.households)
+    w.crm.write(row)
+    seen |= {("crm", p.crm_id), ("email", p.email)}
+    duplicate = typo_duplicate(row)
+    if duplicate is not None:
+        w.crm.write(duplicate)
+        seen.add(("crm", duplicate["customer_id"]))
+        w.truth.summary["crm_typo_duplicates"] += 1
+    if p.phone:
+        seen.add(("phone", p.phone))
+    return updated
+
+
+def _person(w: _World, seed: int, index: int) -> None:
+    """One person's events, customer record and truth."""
+    p = make_person(seed, index)
+    rng = random.Random(seed * 7_919 + index)
+    shard = index // PEOPLE_PER_SHARD
+    stats = Counter(events=0, winter_coat_views=0, purchases=0, winter_coat_purchases=0)
+    revenue = 0.0
+    seen: set[tuple[str, str]] = set()
+    consent: tuple[str, bool] | None = None
+    for _day, e in person_events(rng, p, w.start, w.days):
+        lines = _deliver(w, e, shard, rng)
+        w.truth.summary[f"events_{e['source']}"] += lines
+        _tally(stats, e, lines)
+        if e["event_type"] == "purchase":
+            revenue += e["revenue"]
+        if e.get("ad_consent") is not None:
+            consent = (e["event_ts"], e["ad_consent"])
+        seen |= _identifiers_of(e, p)
+    w.truth.summary["events"] += stats["events"]
+    if p.crm_id:
+        updated = _customer(w, p, rng, seen)
+        if p.crm_opt_out:
+            consent = (updated, False)
+    final_consent = consent[1] if consent else False  # no statement: no consent
+    w.truth.add_person(p, {**stats, "revenue": round(revenue, 2)}, seen, final_consent)
+
+
+def generate(  # noqa: PLR0913 -- the world's size, seed and start, where, and in which formats
     out: str,
     people: int,
     days: int,
@@ -241,85 +337,31 @@ def generate(
     t0 = time.time()
     formats = {**dict.fromkeys(SOURCES, "native"), **(formats or {})}
     raw_root = os.path.join(out, "raw")
-    files = RawFiles(raw_root, formats)
-    truth = Truth(os.path.join(out, "truth"))
-    start_dt = datetime(start.year, start.month, start.day)
     last = start + timedelta(days=days - 1)
-    noise = random.Random(seed)  # traps that do not belong to a person
-    crm = CrmFile(raw_root, last.isoformat())
-    households: dict[int, dict] = {}  # household -> its first member's customer record
+    w = _World(
+        files=RawFiles(raw_root, formats),
+        truth=Truth(os.path.join(out, "truth")),
+        crm=CrmFile(raw_root, last.isoformat()),
+        noise=random.Random(seed),
+        start=datetime(start.year, start.month, start.day),
+        days=days,
+        last=last.isoformat(),
+    )
     for index in range(people):
-        p = make_person(seed, index)
-        rng = random.Random(seed * 7_919 + index)
-        shard = index // PEOPLE_PER_SHARD
-        stats = Counter(events=0, winter_coat_views=0, purchases=0, winter_coat_purchases=0)
-        revenue = 0.0
-        seen: set[tuple[str, str]] = set()
-        consent: tuple[str, bool] | None = None
-        for _day, e in person_events(rng, p, start_dt, days):
-            dt = e["event_ts"][:10]
-            if dt < last.isoformat() and rng.random() < LATE_RATE:
-                dt = (date.fromisoformat(dt) + timedelta(days=1)).isoformat()
-                truth.summary["late_events"] += 1
-            lines = files.lines(e, dt)
-            files.write(e, dt, shard, lines)
-            truth.summary["lines"] += len(lines)
-            if rng.random() < DUPLICATE_RATE:
-                redelivery = (
-                    dt if dt == last.isoformat() or rng.random() < 0.5 else last.isoformat()
-                )
-                files.write(e, redelivery, shard, lines)  # the same message, delivered again
-                truth.summary["duplicate_deliveries"] += len(lines)
-                truth.summary["lines"] += len(lines)
-            if noise.random() < MALFORMED_RATE:
-                kind = _malformed_kind(noise)
-                files.write(e, dt, shard, [files.malformed(kind, e, dt, noise)])
-                truth.summary[f"malformed_{kind}"] += 1
-                truth.summary["malformed_lines"] += 1
-                truth.summary["lines"] += 1
-            # a collector may write an event as more than one (Snowplow states consent apart)
-            stats["events"] += len(lines)
-            truth.summary[f"events_{e['source']}"] += len(lines)
-            cat = e.get("category")
-            if e["event_type"] == "product_view" and cat == "winter_coats":
-                stats["winter_coat_views"] += 1
-            if e["event_type"] == "purchase":
-                stats["purchases"] += 1
-                stats["winter_coat_purchases"] += cat == "winter_coats"
-                revenue += e["revenue"]
-            if e.get("ad_consent") is not None:
-                consent = (e["event_ts"], e["ad_consent"])
-            seen |= _identifiers_of(e, p)
-        truth.summary["events"] += stats["events"]
-        if p.crm_id:
-            updated = f"{last.isoformat()}T23:00:00Z"
-            row = _crm_row(p, rng, updated, households)
-            crm.write(row)
-            seen |= {("crm", p.crm_id), ("email", p.email)}
-            duplicate = typo_duplicate(row)
-            if duplicate is not None:
-                crm.write(duplicate)
-                seen.add(("crm", duplicate["customer_id"]))
-                truth.summary["crm_typo_duplicates"] += 1
-            if p.phone:
-                seen.add(("phone", p.phone))
-            if p.crm_opt_out:
-                consent = (updated, False)
-        final_consent = consent[1] if consent else False  # no statement: no consent
-        truth.add_person(p, {**stats, "revenue": round(revenue, 2)}, seen, final_consent)
+        _person(w, seed, index)
         if (index + 1) % 5000 == 0 or index + 1 == people:
             progress(
                 f"  generated {index + 1:,}/{people:,} people, "
-                f"{truth.summary['lines']:,} lines ({time.time() - t0:.0f}s)"
+                f"{w.truth.summary['lines']:,} lines ({time.time() - t0:.0f}s)"
             )
-    _write_bots(files, noise, start, days, truth)
-    files.close()
-    crm.close(truth)
-    truth.summary.update(people=people, days=days, seed=seed, start=0)
-    truth.summary["start"] = start.isoformat()
-    truth.close()
+    _write_bots(w.files, w.noise, start, days, w.truth)
+    w.files.close()
+    w.crm.close(w.truth)
+    w.truth.summary.update(people=people, days=days, seed=seed, start=0)
+    w.truth.summary["start"] = start.isoformat()
+    w.truth.close()
     write_sources(out, formats)
-    return dict(truth.summary)
+    return dict(w.truth.summary)
 
 
 def write_sources(out: str, formats: dict[str, str]) -> None:

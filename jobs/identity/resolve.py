@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -12,15 +14,24 @@ from jobs.identity.split import over_limit, split_over_limits
 from jobs.identity.stable_ids import assign_ids
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """How clusters are cut and judged: at most ``limits[type]`` identifiers of a type per
+    person (split at the weakest links, ``split_rounds`` times at most), clusters over
+    ``max_cluster_size`` quarantined, and the components' propagation ``supersteps``."""
+
+    limits: dict[str, int] = field(default_factory=dict)
+    max_cluster_size: int | None = None
+    supersteps: int = PROPAGATION_SUPERSTEPS
+    split_rounds: int = 5
+
+
 def build_person_map(
     edges: DataFrame,
     hubs: DataFrame,
-    limits: dict[str, int],
-    max_cluster_size: int | None,
+    rules: Resolution,
     previous: DataFrame | None,
     run_date: str,
-    supersteps: int = PROPAGATION_SUPERSTEPS,
-    split_rounds: int = 5,
     keep: Keep = DataFrame.cache,
 ) -> tuple[DataFrame, DataFrame, DataFrame]:
     """-> person_map(node, id_type, id_value, component, raw_component, person_id,
@@ -40,11 +51,14 @@ def build_person_map(
         .unionByName(edges.select(F.col("dst").alias("node")))
         .distinct()
     )
-    cc, cuts = split_over_limits(links, nodes, limits, split_rounds, supersteps, keep)
+    cc, cuts = split_over_limits(
+        links, nodes, rules.limits, rules.split_rounds, rules.supersteps, keep
+    )
     sizes = cc.groupBy("component").agg(F.count("*").alias("cluster_size"))
     cc = cc.join(sizes, "component")
     assigned, lineage = assign_ids(cc, previous, run_date)
-    too_big = F.lit(False) if max_cluster_size is None else F.col("cluster_size") > max_cluster_size
+    size = rules.max_cluster_size
+    too_big = F.lit(False) if size is None else F.col("cluster_size") > size
     person_map = assigned.join(hubs, "node", "left").select(
         "node",
         node_type("node").alias("id_type"),
@@ -141,16 +155,13 @@ def affected_region(
     raise RuntimeError("incremental identity: the affected region did not close in 10 rounds")
 
 
-def update_person_map(
+def update_person_map(  # noqa: PLR0913 -- build_person_map's arguments and the seeds
     edges: DataFrame,
     hubs: DataFrame,
     seeds: DataFrame,
     previous: DataFrame,
-    limits: dict[str, int],
-    max_cluster_size: int | None,
+    rules: Resolution,
     run_date: str,
-    supersteps: int = PROPAGATION_SUPERSTEPS,
-    split_rounds: int = 5,
     keep: Keep = DataFrame.cache,
 ) -> tuple[DataFrame, DataFrame, DataFrame, DataFrame]:
     """The incremental form of ``build_person_map``: only the region reached by ``seeds`` is
@@ -164,12 +175,9 @@ def update_person_map(
     pm, lineage, cuts = build_person_map(
         sub_edges,
         hubs.join(region, "node", "left_semi"),
-        limits,
-        max_cluster_size,
+        rules,
         previous.join(region, "node", "left_semi"),
         run_date,
-        supersteps,
-        split_rounds,
         keep,
     )
     kept = previous.join(region, "node", "left_anti").select(*PERSON_MAP_COLUMNS)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import date
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cache import cached
@@ -29,7 +31,12 @@ from jobs.identity.graph import (
 )
 from jobs.identity.map_history import changes, map_before, snapshot
 from jobs.identity.matching import customer_records, predict, scored_edges, train
-from jobs.identity.resolve import build_person_map, incremental_seeds, update_person_map
+from jobs.identity.resolve import (
+    Resolution,
+    build_person_map,
+    incremental_seeds,
+    update_person_map,
+)
 from jobs.lake import Lake
 from jobs.report import JobReport
 
@@ -208,141 +215,193 @@ def choose_mode(lake: Lake, run_date: str, fingerprint: str, full: bool) -> tupl
     return state, ""
 
 
-def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> None:
-    s = lake.settings.identity
+@dataclass
+class _Day:
+    """What the steps of one run share: where, when, which mode, and the guards' inputs."""
+
+    lake: Lake
+    report: JobReport
+    run_date: str
+    state: dict  # the previous run's report row; empty for a full rebuild
+    events: DataFrame  # the events this run adds (all of them for a full rebuild)
+    crm: DataFrame | None
+    previous: DataFrame | None  # the previous run's person map
+    watermark: object
+    fingerprint: str
+
+    @property
+    def s(self):
+        return self.lake.settings.identity
+
+    @property
+    def incremental(self) -> bool:
+        return bool(self.state)
+
+    @property
+    def blocked(self) -> list[str]:
+        return blocked_nodes(self.s.blocked_emails) if self.s.guards_enabled else []
+
+    @property
+    def patterns(self) -> list[str]:
+        return self.s.blocked_value_patterns if self.s.guards_enabled else []
+
+    @property
+    def limits(self) -> dict[str, int]:
+        return self.s.max_per_person if self.s.guards_enabled else {}
+
+
+def _day(lake: Lake, report: JobReport, run_date: str, full: bool) -> _Day:
+    """The mode (and why), and the events this run reads: those ingested up to now, and for an
+    incremental run only those since the previous run's watermark."""
     silver = lake.read("silver.events")
     watermark = silver.agg(F.max("ingested_at")).first()[0]
     events = silver.where(F.col("ingested_at") <= F.lit(watermark))
-    crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
-    guards = s.guards_enabled
-    blocked = blocked_nodes(s.blocked_emails) if guards else []
-    patterns = s.blocked_value_patterns if guards else []
-    fingerprint = config_hash(s)
+    fingerprint = config_hash(lake.settings.identity)
     state, why_full = choose_mode(lake, run_date, fingerprint, full)
-    incremental = not why_full
-    report.facts["mode"] = "incremental" if incremental else f"full ({why_full})"
-    if incremental:
+    report.facts["mode"] = f"full ({why_full})" if why_full else "incremental"
+    if not why_full:
         events = events.where(F.col("ingested_at") > F.lit(state["watermark"]))
     report.read["silver.events"] = events.count()
-    with report.step("build identifier graph"):
-        fresh = build_edges(events, None, blocked, patterns)
-        crm_edges = (
-            build_edges(None, crm, blocked, patterns)
-            if crm is not None
-            else lake.spark.createDataFrame([], fresh.schema)
+    crm = lake.read("silver.crm") if lake.exists("silver.crm") else None
+    previous = previous_person_map(lake, run_date, state)
+    return _Day(lake, report, run_date, state, events, crm, previous, watermark, fingerprint)
+
+
+def _crm_edges(day: _Day, schema) -> DataFrame:
+    """The customer records' edges: identifiers in one record, and scored matches."""
+    if day.crm is None:
+        return day.lake.spark.createDataFrame([], schema)
+    edges = build_edges(None, day.crm, day.blocked, day.patterns)
+    if day.s.matching.enabled:
+        with day.report.step("match customer records"):
+            scored = match_edges(day.lake, day.crm, day.run_date, day.report, day.blocked,
+                                 day.patterns)  # fmt: skip
+        if scored is not None:
+            edges = edges.unionByName(scored)
+    return edges
+
+
+def _graph(day: _Day) -> tuple[DataFrame, DataFrame | None, dict[str, int]]:
+    """Writes the edge tables -> (identity.edges, the seeds of an incremental run or None, the
+    edge tables' versions)."""
+    lake, state = day.lake, day.state
+    fresh = build_edges(day.events, None, day.blocked, day.patterns)
+    crm_edges = _crm_edges(day, fresh.schema)
+    prev_events = None
+    if day.incremental:  # the day's edges are read twice: for the edge tables and the seeds
+        fresh = fresh.localCheckpoint()
+        prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
+    crm_edges = crm_edges.localCheckpoint()  # written, and read by the edge tables
+    # both edge tables and the day's new pairs from one shuffle of the graph
+    with cached() as keep:
+        tables = keep(edge_tables(prev_events, fresh, crm_edges))
+        lake.overwrite(event_part(tables), "identity.event_edges")
+        lake.overwrite(crm_edges, "identity.crm_edges")
+        lake.overwrite(tables.select(*EDGE_COLUMNS), "identity.edges")
+        versions = {t: lake.version(f"identity.{t}") for t in ("event_edges", "crm_edges")}
+        seeds = None
+        if day.incremental:
+            prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
+            new_pairs = tables.where("new_pair").select("src", "dst")
+            seeds = incremental_seeds(new_pairs, fresh, day.previous, day.limits).unionByName(
+                changed_endpoints(prev_crm, crm_edges)
+            )
+            seeds = seeds.distinct().localCheckpoint()
+    day.report.written["identity.edges"] = lake.last_write_rows("identity.edges")
+    return lake.read("identity.edges"), seeds, versions
+
+
+def _guards(day: _Day, edges, seeds, keep) -> tuple[DataFrame, DataFrame]:
+    """-> (hubs, identifiers a block rule kept out, as written to identity.blocked)."""
+    s = day.s
+    hub_rules = (s.anchor_types, s.max_anchor_links, s.max_degree)
+    if day.incremental:  # only the seeds' neighbours changed: judge them alone
+        hubs = incremental_hubs(edges, seeds, day.previous, *hub_rules)
+    else:
+        hubs = find_hubs(edges, *hub_rules)
+    if not s.guards_enabled:
+        hubs = hubs.where(F.lit(False))
+    hubs = keep(hubs)
+    kept_out = blocked_identifiers(day.events, day.crm, day.blocked, day.patterns)
+    if day.incremental:
+        before = day.lake.read("identity.blocked").where(F.col("run_date") == day.state["run_date"])
+        kept_out = kept_out.unionByName(before.select("node", "reason")).distinct()
+    kept_out = kept_out.localCheckpoint()
+    _write_run(day, kept_out, "identity.blocked")
+    return hubs, kept_out
+
+
+def _write_run(day: _Day, df: DataFrame, table: str) -> None:
+    """This run's slice of a table partitioned by run date (a rerun replaces it)."""
+    stamped = df.withColumn("run_date", F.lit(day.run_date))
+    day.lake.replace_partition(stamped, table, "run_date", day.run_date)
+
+
+def _person_map(day: _Day, edges, hubs, seeds, keep) -> tuple[DataFrame, DataFrame, int | None]:
+    """Writes the person map, its history and the lineage -> (person map, cut links, the
+    identifiers recomputed: None for a full rebuild, which recomputes them all). The
+    components are cached with ``keep``: freed with the hubs when the caller's block ends."""
+    lake, s = day.lake, day.s
+    rules = Resolution(
+        limits=day.limits,
+        max_cluster_size=s.max_cluster_size if s.guards_enabled else None,
+        supersteps=s.propagation_supersteps,
+        split_rounds=s.split_rounds,
+    )
+    region, region_nodes = None, None
+    if day.incremental:
+        pm, lineage, cuts, region = update_person_map(
+            edges, hubs, seeds, day.previous, rules, day.run_date, keep
         )
-        if crm is not None and s.matching.enabled:  # scored edges go with the CRM's
-            with report.step("match customer records"):
-                scored = match_edges(lake, crm, run_date, report, blocked, patterns)
-            if scored is not None:
-                crm_edges = crm_edges.unionByName(scored)
-        previous = previous_person_map(lake, run_date, state)
-        prev_events = None
-        if incremental:  # the day's edges are read twice: for the edge tables and the seeds
-            fresh = fresh.localCheckpoint()
-            prev_events = lake.read_version("identity.event_edges", state["event_edges_version"])
-        crm_edges = crm_edges.localCheckpoint()  # written, and read by the edge tables
-        # both edge tables and the day's new pairs from one shuffle of the graph
-        with cached() as keep:
-            tables = keep(edge_tables(prev_events, fresh, crm_edges))
-            lake.overwrite(event_part(tables), "identity.event_edges")
-            lake.overwrite(crm_edges, "identity.crm_edges")
-            lake.overwrite(tables.select(*EDGE_COLUMNS), "identity.edges")
-            versions = {t: lake.version(f"identity.{t}") for t in ("event_edges", "crm_edges")}
-            seeds = None
-            if incremental:
-                prev_crm = lake.read_version("identity.crm_edges", state["crm_edges_version"])
-                limits = s.max_per_person if guards else {}
-                new_pairs = tables.where("new_pair").select("src", "dst")
-                seeds = incremental_seeds(new_pairs, fresh, previous, limits).unionByName(
-                    changed_endpoints(prev_crm, crm_edges)
-                )
-                seeds = seeds.distinct().localCheckpoint()
-        edges = lake.read("identity.edges")
-        report.written["identity.edges"] = lake.last_write_rows("identity.edges")
+        region_nodes = region.count()
+    else:
+        pm, lineage, cuts = build_person_map(edges, hubs, rules, day.previous, day.run_date, keep)
+    lake.overwrite(pm, "identity.person_map")
+    pm = lake.read("identity.person_map")
+    history = changes(pm, day.previous, region) if day.incremental else snapshot(pm)
+    _write_run(day, history, "identity.person_map_history")
+    history_rows = lake.last_write_rows("identity.person_map_history")
+    _write_run(day, lineage, "identity.lineage")
+    day.report.written["identity.person_map"] = lake.last_write_rows("identity.person_map")
+    day.report.written["identity.person_map_history"] = history_rows
+    return pm, cuts, region_nodes
+
+
+REPORTED = ["persons", "largest_cluster", "hub_identifiers", "quarantined_clusters", "merges",
+            "splits", "weak_links_cut", "scored_links_cut", "recomputed_identifiers"]  # fmt: skip
+
+
+def _report(day: _Day, pm, kept_out, cuts, region_nodes, versions) -> None:
+    """identity.report's row for this run (the health figures and the state the next
+    incremental run starts from), and the job's facts."""
+    lake = day.lake
+    lineage = lake.read("identity.lineage").where(F.col("run_date") == day.run_date)
+    rep = cluster_report(pm, lineage, kept_out, cuts, day.run_date)
+    rep.update(
+        mode="incremental" if day.incremental else "full",
+        recomputed_identifiers=rep["identifiers"] if region_nodes is None else region_nodes,
+        watermark=str(day.watermark),
+        config_hash=day.fingerprint,
+        event_edges_version=versions["event_edges"],
+        crm_edges_version=versions["crm_edges"],
+        person_map_version=lake.version("identity.person_map"),
+        erasures_seen=erasure_count(lake),
+    )
+    row = lake.spark.createDataFrame([rep])  # holds its run_date
+    lake.replace_partition(row, "identity.report", "run_date", day.run_date)
+    for key in REPORTED:
+        day.report.facts[key.replace("_", " ")] = rep[key]
+    day.report.facts["blocked identifiers"] = rep["blocked"]
+
+
+def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> None:
+    day = _day(lake, report, run_date, full)
+    with report.step("build identifier graph"):
+        edges, seeds, versions = _graph(day)
     with cached() as keep:  # the hubs, read by the map, the report and the history
         with report.step("over-merge guards"):
-            hub_rules = (s.anchor_types, s.max_anchor_links, s.max_degree)
-            if incremental:  # only the seeds' neighbours changed: judge them alone
-                hubs = incremental_hubs(edges, seeds, previous, *hub_rules)
-            else:
-                hubs = find_hubs(edges, *hub_rules)
-            if not guards:
-                hubs = hubs.where(F.lit(False))
-            hubs = keep(hubs)
-            kept_out = blocked_identifiers(events, crm, blocked, patterns)
-            if incremental:
-                before = lake.read("identity.blocked").where(F.col("run_date") == state["run_date"])
-                kept_out = kept_out.unionByName(before.select("node", "reason")).distinct()
-            kept_out = kept_out.localCheckpoint()
-            lake.replace_partition(
-                kept_out.withColumn("run_date", F.lit(run_date)),
-                "identity.blocked",
-                "run_date",
-                run_date,
-            )
-        step = "incremental components" if incremental else "connected components"
+            hubs, kept_out = _guards(day, edges, seeds, keep)
+        step = "incremental components" if day.incremental else "connected components"
         with report.step(f"{step}, splits and stable ids"):
-            args = (
-                s.max_per_person if guards else {},
-                s.max_cluster_size if guards else None,
-            )
-            # the components are cached in this block: freed with the hubs when it ends
-            rest = (run_date, s.propagation_supersteps, s.split_rounds, keep)
-            if incremental:
-                pm, lineage, cuts, region = update_person_map(
-                    edges, hubs, seeds, previous, *args, *rest
-                )
-                region_nodes = region.count()
-            else:
-                pm, lineage, cuts = build_person_map(edges, hubs, *args, previous, *rest)
-                region, region_nodes = None, None
-            lake.overwrite(pm, "identity.person_map")
-            pm = lake.read("identity.person_map")
-            person_map_version = lake.version("identity.person_map")
-            history = changes(pm, previous, region) if incremental else snapshot(pm)
-            lake.replace_partition(
-                history.withColumn("run_date", F.lit(run_date)),
-                "identity.person_map_history",
-                "run_date",
-                run_date,
-            )
-            history_rows = lake.last_write_rows("identity.person_map_history")
-            lake.replace_partition(
-                lineage.withColumn("run_date", F.lit(run_date)),
-                "identity.lineage",
-                "run_date",
-                run_date,
-            )
-            report.written["identity.person_map"] = lake.last_write_rows("identity.person_map")
-            report.written["identity.person_map_history"] = history_rows
-        lineage = lake.read("identity.lineage").where(F.col("run_date") == run_date)
-        rep = cluster_report(pm, lineage, kept_out, cuts, run_date)
-        if region_nodes is None:
-            region_nodes = rep["identifiers"]
-        rep.update(
-            mode="incremental" if incremental else "full",
-            recomputed_identifiers=region_nodes,
-            watermark=str(watermark),
-            config_hash=fingerprint,
-            event_edges_version=versions["event_edges"],
-            crm_edges_version=versions["crm_edges"],
-            person_map_version=person_map_version,
-            erasures_seen=erasure_count(lake),
-        )
-        lake.replace_partition(
-            lake.spark.createDataFrame([rep]), "identity.report", "run_date", run_date
-        )
-        for key in (
-            "persons",
-            "largest_cluster",
-            "hub_identifiers",
-            "quarantined_clusters",
-            "merges",
-            "splits",
-            "weak_links_cut",
-            "scored_links_cut",
-            "recomputed_identifiers",
-        ):
-            report.facts[key.replace("_", " ")] = rep[key]
-        report.facts["blocked identifiers"] = rep["blocked"]
+            pm, cuts, region_nodes = _person_map(day, edges, hubs, seeds, keep)
+        _report(day, pm, kept_out, cuts, region_nodes, versions)

@@ -175,18 +175,9 @@ def _uniform(column: str, seed: int):
     return F.pmod(F.xxhash64(F.col(column), F.lit(seed)), F.lit(1_000_003)) / F.lit(1_000_003.0)
 
 
-def fit_and_score(
-    feats: DataFrame,
-    seeds: DataFrame,
-    reach_percents: list[float],
-    min_seed: int,
-    holdout: float,
-    unlabelled_ratio: float,
-    seed: int,
-    consented_only: bool,
-    groups=FEATURE_GROUPS,
-) -> LookalikeResult:
-    t0 = time.monotonic()
+def _labelled(feats: DataFrame, seeds: DataFrame, min_seed: int):
+    """-> (the seeds' features, everyone else's, the seed's size); a seed under ``min_seed``
+    or a population that is all seed is an error."""
     seeds = seeds.select("person_id").distinct()
     n_seed = seeds.count()
     if n_seed < min_seed:
@@ -197,21 +188,24 @@ def fit_and_score(
     labelled = feats.join(seeds.withColumn("label", F.lit(1.0)), "person_id", "left").na.fill(
         0.0, ["label"]
     )
-    pos = labelled.where("label = 1")
     unl = labelled.where("label = 0")
-    n_unl = unl.count()
-    if n_unl == 0:
+    if unl.limit(1).count() == 0:
         raise LookalikeError(
             "everyone with a profile is in the seed: nobody to learn the difference from or to "
             "reach"
         )
-    frac = min(1.0, unlabelled_ratio * n_seed / n_unl)
-    # sampling and splits hash the person id with the seed: the same people land in the same
-    # split whatever the partitioning (randomSplit and sample depend on it)
-    u = _uniform("person_id", seed)
-    unl_sample = unl.where(_uniform("person_id", seed + 1) < frac)
-    val = holdout / 2  # train / validation (model choice) / hold-out (the reported numbers)
-    fit_cut, val_cut = 1 - holdout - val, 1 - holdout
+    return labelled.where("label = 1"), unl, n_seed
+
+
+def _split(pos: DataFrame, unl: DataFrame, n_seed: int, la) -> dict[str, DataFrame]:
+    """Train / validation (model choice) / hold-out (the reported numbers) of the seeds and of
+    a sample of the unlabelled. Sampling and splits hash the person id with the seed: the same
+    people land in the same split whatever the partitioning (randomSplit and sample depend
+    on it)."""
+    frac = min(1.0, la.unlabelled_ratio * n_seed / unl.count())
+    u = _uniform("person_id", la.seed)
+    unl_sample = unl.where(_uniform("person_id", la.seed + 1) < frac)
+    fit_cut, val_cut = 1 - la.holdout_fraction * 1.5, 1 - la.holdout_fraction
 
     def parts(df):
         return (
@@ -222,70 +216,103 @@ def fit_and_score(
 
     pos_fit, pos_val, pos_hold = parts(pos)
     unl_fit, unl_val, unl_hold = parts(unl_sample)
-    fit, validation = pos_fit.unionByName(unl_fit), pos_val.unionByName(unl_val)
-    with cached() as keep:  # the training rows and the held-out seeds
-        fit = keep(fit)
-        auc_of = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="rawPrediction")
-        aff = affinity_names(feats)
-        centre = seed_centroid(pos_fit, aff)
-        assemble = [
-            SeedSimilarity(aff, centre),
-            VectorAssembler(
-                inputCols=[*feature_names(feats, groups), "seed_similarity"],
-                outputCol="raw_features",
-            ),
-            StandardScaler(inputCol="raw_features", outputCol="features"),
-        ]
-        evaluation: dict[str, float | str] = {}
-        models = {}
-        for name, estimator in candidates(seed).items():
-            models[name] = Pipeline(stages=[*assemble, estimator]).fit(fit)
-            evaluation[f"validation_auc_{name}"] = float(
-                auc_of.evaluate(models[name].transform(validation))
-            )
-        chosen = max(models, key=lambda n: (evaluation[f"validation_auc_{n}"], n))
-        model = models[chosen]
-        fit.unpersist()  # not needed for scoring
-        t1 = time.monotonic()
+    return {
+        "pos_fit": pos_fit,
+        "fit": pos_fit.unionByName(unl_fit),
+        "validation": pos_val.unionByName(unl_val),
+        "pos_hold": pos_hold,
+        "hold": pos_hold.unionByName(unl_hold),
+    }
 
-        hold = model.transform(pos_hold.unionByName(unl_hold))
-        auc = auc_of.evaluate(hold)
-        eligible = unl if not consented_only else unl.where(F.col("ad_consent"))
-        scored = score(model, eligible).cache()
-        thresholds = _thresholds(scored, "score", reach_percents)
-        bucket = F.lit(None).cast("double")
-        for p in sorted(reach_percents, reverse=True):
-            bucket = F.when(F.col("score") >= F.lit(thresholds[p]), F.lit(float(p))).otherwise(
-                bucket
-            )
-        scored = scored.withColumn("reach_bucket", bucket)
+
+def _choose(feats: DataFrame, split: dict, la, keep) -> tuple:
+    """Fits every candidate on the training rows -> (the one with the best validation AUC,
+    its name, the training seeds' mean affinity, the validation AUCs)."""
+    fit = keep(split["fit"])
+    auc_of = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="rawPrediction")
+    centre = seed_centroid(split["pos_fit"], affinity_names(feats))
+    assemble = [
+        SeedSimilarity(affinity_names(feats), centre),
+        VectorAssembler(
+            inputCols=[*feature_names(feats, la.features), "seed_similarity"],
+            outputCol="raw_features",
+        ),
+        StandardScaler(inputCol="raw_features", outputCol="features"),
+    ]
+    evaluation: dict[str, float | str] = {}
+    models = {}
+    for name, estimator in candidates(la.seed).items():
+        models[name] = Pipeline(stages=[*assemble, estimator]).fit(fit)
+        evaluation[f"validation_auc_{name}"] = float(
+            auc_of.evaluate(models[name].transform(split["validation"]))
+        )
+    chosen = max(models, key=lambda n: (evaluation[f"validation_auc_{n}"], n))
+    fit.unpersist()  # not needed for scoring
+    return models[chosen], chosen, centre, evaluation
+
+
+def _reach(model, eligible: DataFrame, reach_percents: list[float]):
+    """Scores every eligible person -> (scores with their reach bucket, the thresholds)."""
+    scored = score(model, eligible).cache()
+    thresholds = _thresholds(scored, "score", reach_percents)
+    bucket = F.lit(None).cast("double")
+    for p in sorted(reach_percents, reverse=True):
+        bucket = F.when(F.col("score") >= F.lit(thresholds[p]), F.lit(float(p))).otherwise(bucket)
+    return scored.withColumn("reach_bucket", bucket), thresholds
+
+
+def _held_out(model, split: dict, eligible, feats, centre, thresholds, la, keep) -> dict:  # noqa: PLR0913 -- the model and what it is measured on
+    """AUC and recall at each reach level on the hold-out, for the model and for the
+    baseline: cosine to the training seeds' mean affinity, on the same split."""
+    aff = affinity_names(feats)
+    auc = BinaryClassificationEvaluator(labelCol="label", rawPredictionCol="rawPrediction")
+    base = eligible.withColumn("baseline_score", cosine(aff, centre))
+    base_hold = split["hold"].withColumn("baseline_score", cosine(aff, centre))
+    base_auc = BinaryClassificationEvaluator(
+        labelCol="label", rawPredictionCol="baseline_score"
+    ).evaluate(base_hold)
+    base_thresholds = _thresholds(base, "baseline_score", la.reach_percents)
+    held_seeds = keep(score(model, split["pos_hold"]))
+    recall = _recalls(held_seeds, "score", thresholds)
+    base_recall = _recalls(base_hold.where("label = 1"), "baseline_score", base_thresholds)
+    out = {
+        "auc": float(auc.evaluate(model.transform(split["hold"]))),
+        "baseline_auc": float(base_auc),
+        "holdout_seeds": float(held_seeds.count()),
+    }
+    for p in la.reach_percents:
+        out[f"recall_at_{p:g}pct"] = recall.get(p, 0.0)
+        out[f"lift_at_{p:g}pct"] = recall.get(p, 0.0) / (p / 100.0)
+        out[f"baseline_recall_at_{p:g}pct"] = base_recall.get(p, 0.0)
+    return out
+
+
+def fit_and_score(feats: DataFrame, seeds: DataFrame, la) -> LookalikeResult:
+    """Positive-unlabelled learning of ``la`` (a ``LookalikeSettings``): the seeds against a
+    sample of everyone else, the better of the candidates on validation, every eligible
+    person scored and bucketed by reach, and the hold-out evaluation beside the baseline."""
+    t0 = time.monotonic()
+    pos, unl, n_seed = _labelled(feats, seeds, la.min_seed_size)
+    split = _split(pos, unl, n_seed, la)
+    with cached() as keep:  # the training rows and the held-out seeds
+        model, chosen, centre, evaluation = _choose(feats, split, la, keep)
+        t1 = time.monotonic()
+        eligible = unl.where(F.col("ad_consent")) if la.consented_only else unl
+        scored, thresholds = _reach(model, eligible, la.reach_percents)
         n_eligible = scored.count()
         t2 = time.monotonic()
-
-        # the baseline on the same split: cosine to the training seeds' mean affinity
-        base = eligible.withColumn("baseline_score", cosine(aff, centre))
-        base_hold = pos_hold.unionByName(unl_hold).withColumn("baseline_score", cosine(aff, centre))
-        base_auc = BinaryClassificationEvaluator(
-            labelCol="label", rawPredictionCol="baseline_score"
-        ).evaluate(base_hold)
-        base_thresholds = _thresholds(base, "baseline_score", reach_percents)
-        held_seeds = keep(score(model, pos_hold))
-        recall = _recalls(held_seeds, "score", thresholds)
-        base_recall = _recalls(base_hold.where("label = 1"), "baseline_score", base_thresholds)
+        held = _held_out(model, split, eligible, feats, centre, thresholds, la, keep)
         evaluation.update(
             {
                 "model": chosen,
-                "auc": float(auc),
-                "baseline_auc": float(base_auc),
+                "auc": held.pop("auc"),
+                "baseline_auc": held.pop("baseline_auc"),
                 "seed_size": float(n_seed),
-                "holdout_seeds": float(held_seeds.count()),
+                "holdout_seeds": held.pop("holdout_seeds"),
                 "eligible": float(n_eligible),
                 "train_seconds": round(t1 - t0, 2),
                 "score_seconds": round(t2 - t1, 2),
+                **held,
             }
         )
-        for p in reach_percents:
-            evaluation[f"recall_at_{p:g}pct"] = recall.get(p, 0.0)
-            evaluation[f"lift_at_{p:g}pct"] = recall.get(p, 0.0) / (p / 100.0)
-            evaluation[f"baseline_recall_at_{p:g}pct"] = base_recall.get(p, 0.0)
     return LookalikeResult(scores=scored, evaluation=evaluation, thresholds=thresholds, model=model)

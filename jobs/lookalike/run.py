@@ -10,26 +10,9 @@ from pyspark.sql import functions as F
 from jobs.cache import cached
 from jobs.lake import Lake
 from jobs.lookalike.model import SeedTooSmallError, features, fit_and_score
+from jobs.lookalike.published import segment_name
 from jobs.report import JobReport, say
-from jobs.segments.run import write_membership, write_overlaps
-
-
-def segment_name(lookalike: str, pct: float) -> str:
-    return f"{lookalike}_{pct:g}pct"
-
-
-def computed_on(lake: Lake, run_date: str) -> set[str]:
-    """The lookalikes computed for ``run_date`` (those with an evaluation row)."""
-    if not lake.exists("gold.lookalike_evaluation"):
-        return set()
-    rows = (
-        lake.read("gold.lookalike_evaluation")
-        .where(F.col("run_date") == run_date)
-        .select("lookalike")
-        .distinct()
-        .collect()
-    )
-    return {r["lookalike"] for r in rows}
+from jobs.segments.membership import write_membership, write_overlaps
 
 
 def strict_json(obj) -> str:
@@ -60,17 +43,7 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
             with report.step(f"lookalike {la.name} from {la.seed_segment}"):
                 seeds = members.where(F.col("segment") == la.seed_segment)
                 try:
-                    result = fit_and_score(
-                        feats,
-                        seeds,
-                        la.reach_percents,
-                        la.min_seed_size,
-                        la.holdout_fraction,
-                        la.unlabelled_ratio,
-                        la.seed,
-                        la.consented_only,
-                        la.features,
-                    )
+                    result = fit_and_score(feats, seeds, la)
                 except SeedTooSmallError as err:
                     # one weak seed does not hold back the other lookalikes and the day's exports;
                     # without an evaluation row for the date, export leaves its audiences as shipped

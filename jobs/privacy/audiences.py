@@ -19,9 +19,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.activation.files import MANIFEST, SUCCESS, publish, unique_names
-from jobs.activation.identifiers import EMAIL_COLS, PHONE_COLS
 from jobs.identity.resolve import attribute_events
 from jobs.lake import Lake
+from jobs.profiles.identifiers import EMAIL_COLS, PHONE_COLS
 from jobs.storage import hadoop_fs, read_text
 
 HASH_COLS = [*EMAIL_COLS, *PHONE_COLS]

@@ -10,17 +10,18 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.activation.identifiers import person_identifiers
 from jobs.identity.graph import EVENT_IDENTIFIERS, blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.lake import TABLES, Lake, per_table
 from jobs.privacy.audiences import candidate_folders, erase_audience_files, identifying_values
 from jobs.privacy.raw_files import MIN_FREE_TEXT_MATCH, contains_any, erase_raw
+from jobs.profiles.identifiers import person_identifiers
 from jobs.report import JobReport
 
 ID_TYPES = {  # identifier type -> the column that holds it in events, CRM and identity tables
@@ -137,6 +138,15 @@ def request_row(spark, ids: dict[str, list[str]], pids: list[str], nodes: list[s
     return spark.createDataFrame([tuple(values.values())], schema)
 
 
+def _memberships(df: DataFrame, ids, pids: list[str], nodes: list[str]) -> list[tuple]:
+    """(column, key, values) for every identifier, person and node column the table has."""
+    cols = set(df.columns)
+    found = [(n, kind, ids[kind]) for n, kind in ID_COLUMNS.items() if n in cols and ids.get(kind)]
+    if pids:
+        found += [(n, "person", pids) for n in PERSON_COLUMNS if n in cols]
+    return found + [(n, "node", nodes) for n in NODE_COLUMNS if n in cols]
+
+
 def row_predicate(
     df: DataFrame,
     ids: dict[str, list[str]],
@@ -147,12 +157,6 @@ def row_predicate(
     """The rows of a table that are about the person, or None if the table cannot hold any.
     With ``source``, the alias of ``request_row`` in a MERGE whose target is ``t``: the
     predicate names that row's columns instead of holding the values."""
-    cond: Column | None = None
-
-    def add(c: Column) -> None:
-        nonlocal cond
-        c = F.coalesce(c, F.lit(False))
-        cond = c if cond is None else cond | c
 
     def col(name: str) -> Column:
         return F.col(name if source is None else f"t.`{name}`")
@@ -162,22 +166,15 @@ def row_predicate(
             return col(name).isin(values)
         return F.array_contains(F.col(f"{source}.{SOURCE_PREFIX}{key}"), col(name))
 
-    for name, kind in ID_COLUMNS.items():
-        if name in df.columns and ids.get(kind):
-            add(member(name, kind, ids[kind]))
-    for name in PERSON_COLUMNS:
-        if name in df.columns and pids:
-            add(member(name, "person", pids))
-    for name in NODE_COLUMNS:
-        if name in df.columns:
-            add(member(name, "node", nodes))
-    for name in TEXT_COLUMNS:
-        if name in df.columns:
-            if source is None:
-                add(contains_any(col(name), _clear_ids(ids)))
-            else:
-                add(_quotes_any(col(name), F.col(f"{source}.{SOURCE_PREFIX}text")))
-    return cond
+    conds = [member(*m) for m in _memberships(df, ids, pids, nodes)]
+    for name in [n for n in TEXT_COLUMNS if n in df.columns]:
+        if source is None:
+            conds.append(contains_any(col(name), _clear_ids(ids)))
+        else:
+            conds.append(_quotes_any(col(name), F.col(f"{source}.{SOURCE_PREFIX}text")))
+    if not conds:
+        return None
+    return reduce(lambda a, b: a | b, [F.coalesce(c, F.lit(False)) for c in conds])
 
 
 def queue_removals(lake: Lake, pids: list[str], erasure_id: str) -> int:
@@ -253,6 +250,68 @@ def _redact(lake: Lake, table: str, values: list[str], request: DataFrame) -> in
     return n
 
 
+def _delete_rows(lake: Lake, ids, pids: list[str], all_nodes: list[str]):
+    """Deletes the person's rows in every table -> (the tables, rows deleted per table)."""
+    from delta.tables import DeltaTable
+
+    spark = lake.spark
+    # quarantined lines of their events carry the event id, not always an identifier
+    events = lake.read("silver.events")
+    their_events = events.where(row_predicate(events, ids, pids, all_nodes))
+    event_ids = their_events.select("event_id").distinct().localCheckpoint()
+    values = every_value(ids, pids)
+    request = request_row(spark, ids, pids, all_nodes).localCheckpoint()
+
+    def delete_rows(table: str) -> int:
+        # files rewritten from here on keep no statistics of identifier columns (a table
+        # of an older lake), so their values do not reach the log that way either
+        lake.ensure_properties(table)
+        if table in REDACT_TABLES:
+            return _redact(lake, table, values, request)
+        dt = DeltaTable.forPath(spark, lake.path(table))
+        df = dt.toDF()
+        pred = row_predicate(df, ids, pids, all_nodes)
+        if pred is None:
+            return 0
+        n = 0
+        if "event_id" in df.columns and table == "silver.quarantine":
+            dt.alias("t").merge(
+                event_ids.alias("s"), "t.event_id = s.event_id"
+            ).whenMatchedDelete().execute()
+            n += lake.deleted_rows(table)
+        if df.where(pred).limit(1).count():
+            logged = row_predicate(df, ids, pids, all_nodes, source="s")
+            dt.alias("t").merge(request.alias("s"), logged).whenMatchedDelete().execute()
+            n += lake.deleted_rows(table)
+        return n
+
+    # every table, not only the changed ones: an older version of an untouched table (e.g.
+    # an overwritten one) may still hold the person
+    tables = [t for t in TABLES if not t.startswith("privacy.") and lake.exists(t)]
+    counts = per_table(delete_rows, tables)
+    return tables, {t: n for t, n in zip(tables, counts, strict=True) if n}
+
+
+def _purge(lake: Lake, tables: list[str], deleted: dict[str, int]) -> None:
+    """Rewrites the files whose rows were deleted and vacuums every table at once, so no older
+    version still holds the person."""
+    from delta.tables import DeltaTable
+
+    spark = lake.spark
+    hours = float(lake.settings.privacy.erasure_vacuum_hours)
+
+    def purge(table: str) -> None:
+        if table in deleted:  # deletion vectors only mask rows: rewrite the files
+            spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
+        DeltaTable.forPath(spark, lake.path(table)).vacuum(hours)
+
+    spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
+    try:
+        per_table(purge, tables)
+    finally:
+        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+
+
 def erase(
     lake: Lake,
     report: JobReport,
@@ -260,8 +319,6 @@ def erase(
     person_ids: list[str],
     raw_files: bool = True,
 ) -> dict:
-    from delta.tables import DeltaTable
-
     spark = lake.spark
     erasure_id = uuid.uuid4().hex
     requested_at = datetime.now(UTC).replace(tzinfo=None)
@@ -284,54 +341,9 @@ def erase(
             lake, candidate_folders(lake, pids), forms, erasure_id
         )
     with report.step("delete their rows in every table"):
-        # quarantined lines of their events carry the event id, not always an identifier
-        events = lake.read("silver.events")
-        their_events = events.where(row_predicate(events, ids, pids, all_nodes))
-        event_ids = their_events.select("event_id").distinct().localCheckpoint()
-        values = every_value(ids, pids)
-        request = request_row(spark, ids, pids, all_nodes).localCheckpoint()
-
-        def delete_rows(table: str) -> int:
-            # files rewritten from here on keep no statistics of identifier columns (a table
-            # of an older lake), so their values do not reach the log that way either
-            lake.ensure_properties(table)
-            if table in REDACT_TABLES:
-                return _redact(lake, table, values, request)
-            dt = DeltaTable.forPath(spark, lake.path(table))
-            df = dt.toDF()
-            pred = row_predicate(df, ids, pids, all_nodes)
-            if pred is None:
-                return 0
-            n = 0
-            if "event_id" in df.columns and table == "silver.quarantine":
-                dt.alias("t").merge(
-                    event_ids.alias("s"), "t.event_id = s.event_id"
-                ).whenMatchedDelete().execute()
-                n += lake.deleted_rows(table)
-            if df.where(pred).limit(1).count():
-                logged = row_predicate(df, ids, pids, all_nodes, source="s")
-                dt.alias("t").merge(request.alias("s"), logged).whenMatchedDelete().execute()
-                n += lake.deleted_rows(table)
-            return n
-
-        # every table, not only the changed ones: an older version of an untouched table (e.g.
-        # an overwritten one) may still hold the person
-        tables = [t for t in TABLES if not t.startswith("privacy.") and lake.exists(t)]
-        counts = per_table(delete_rows, tables)
-        deleted = {t: n for t, n in zip(tables, counts, strict=True) if n}
+        tables, deleted = _delete_rows(lake, ids, pids, all_nodes)
     with report.step(f"purge and vacuum {len(tables)} tables"):
-        hours = float(lake.settings.privacy.erasure_vacuum_hours)
-
-        def purge(table: str) -> None:
-            if table in deleted:  # deletion vectors only mask rows: rewrite the files
-                spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
-            DeltaTable.forPath(spark, lake.path(table)).vacuum(hours)
-
-        spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-        try:
-            per_table(purge, tables)
-        finally:
-            spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "true")
+        _purge(lake, tables, deleted)
     files = lines = 0
     if raw_files:
         with report.step("rewrite landing files"):

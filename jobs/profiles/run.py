@@ -5,19 +5,15 @@ from __future__ import annotations
 
 from pyspark.sql import functions as F
 
-from jobs.activation.identifiers import EVENT_ID_COLS, identifier_aggregates, with_crm
 from jobs.cache import cached
 from jobs.config import ConfigError
 from jobs.identity.graph import blocked_email_hashes
 from jobs.identity.resolve import attribute_events
-from jobs.lake import Lake
+from jobs.lake import Lake, events_until
+from jobs.profiles.identifiers import EVENT_ID_COLS, identifier_aggregates, with_crm
 from jobs.profiles.transform import build_profiles
 from jobs.report import JobReport
 from jobs.segments.rules import all_conditions, event_sums, load_segments, sums_fingerprint
-
-
-def events_until(lake: Lake, run_date: str):
-    return lake.read("silver.events").where(F.col("event_date") <= F.lit(run_date).cast("date"))
 
 
 def attributed_events(lake: Lake, run_date: str):

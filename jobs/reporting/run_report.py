@@ -23,83 +23,91 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
+def _of_date(lake: Lake, table: str, run_date: str):
+    return lake.read(table).where(F.col("run_date") == run_date)
+
+
+def _jobs(lake: Lake, run_date: str) -> list:
+    latest = {}
+    for r in _of_date(lake, "reports.runs", run_date).collect():  # each job's last report
+        latest[r["job"]] = json.loads(r["report"])
+    return list(latest.values())
+
+
+def _identity(lake: Lake, run_date: str) -> dict:
+    row = _of_date(lake, "identity.report", run_date).first()
+    return row.asDict() if row else {}
+
+
+def _segment_sizes(lake: Lake, run_date: str) -> dict:
+    """segment -> run date -> size: from the small stats table, counted from the members only
+    for runs older than it."""
+    stats = (
+        lake.read("gold.segment_stats").select("run_date", "segment", F.col("size").alias("n"))
+        if lake.exists("gold.segment_stats")
+        else None
+    )
+    counted = lake.read("gold.segment_membership")
+    if stats is not None:
+        counted = counted.join(stats.select("run_date").distinct(), "run_date", "left_anti")
+    sizes = counted.groupBy("run_date", "segment").agg(F.count("*").alias("n"))
+    if stats is not None:
+        sizes = sizes.unionByName(stats)
+    out: dict = {}
+    for r in sizes.where(F.col("run_date") <= run_date).collect():
+        out.setdefault(r["segment"], {})[str(r["run_date"])] = r["n"]
+    return out
+
+
+def _segment_changes(lake: Lake, run_date: str) -> dict:
+    out: dict = {}
+    changes = _of_date(lake, "gold.segment_changes", run_date).groupBy("segment", "change")
+    for r in changes.agg(F.count("*").alias("n")).collect():
+        out.setdefault(r["segment"], {})[r["change"]] = r["n"]
+    return out
+
+
+def _rows_of_date(table: str):
+    def read(lake: Lake, run_date: str) -> list:
+        rows = _of_date(lake, table, run_date).drop("run_date")
+        return [r.asDict() for r in rows.orderBy(*rows.columns[:2]).collect()]
+
+    return read
+
+
+def _quality(lake: Lake, run_date: str) -> list:
+    return [r.asDict() for r in _of_date(lake, "quality.results", run_date).collect()]
+
+
+def _lookalike(lake: Lake, run_date: str) -> list:
+    rows = _of_date(lake, "gold.lookalike_evaluation", run_date).collect()
+    return [{"lookalike": r["lookalike"], **json.loads(r["metrics"])} for r in rows]
+
+
+def _exports(lake: Lake, run_date: str) -> list:
+    people = _of_date(lake, "gold.exports", run_date).groupBy("destination", "segment")
+    people = people.agg(F.count("*").alias("people")).orderBy("destination", "segment")
+    return [r.asDict() for r in people.collect()]
+
+
+# key of the report -> (the table it needs, how it is read, what it is when the table is absent)
+SECTIONS = {
+    "jobs": ("reports.runs", _jobs, list),
+    "quality": ("quality.results", _quality, list),
+    "identity": ("identity.report", _identity, dict),
+    "segments": ("gold.segment_membership", _segment_sizes, dict),
+    "segment_changes": ("gold.segment_changes", _segment_changes, dict),
+    "segment_stats": ("gold.segment_stats", _rows_of_date("gold.segment_stats"), list),
+    "overlaps": ("gold.segment_overlap", _rows_of_date("gold.segment_overlap"), list),
+    "lookalike": ("gold.lookalike_evaluation", _lookalike, list),
+    "exports": ("gold.exports", _exports, list),
+}
+
+
 def collect_numbers(lake: Lake, run_date: str) -> dict:
-    out: dict = {
-        "run_date": run_date,
-        "jobs": [],
-        "quality": [],
-        "identity": {},
-        "segments": {},
-        "segment_changes": {},
-        "segment_stats": [],
-        "overlaps": [],
-        "lookalike": [],
-        "exports": [],
-    }
-    if lake.exists("reports.runs"):
-        runs = lake.read("reports.runs").where(F.col("run_date") == run_date).collect()
-        latest = {}
-        for r in runs:  # the last report of each job for this date
-            latest[r["job"]] = json.loads(r["report"])
-        out["jobs"] = list(latest.values())
-    if lake.exists("quality.results"):
-        out["quality"] = [
-            r.asDict()
-            for r in lake.read("quality.results").where(F.col("run_date") == run_date).collect()
-        ]
-    if lake.exists("identity.report"):
-        row = lake.read("identity.report").where(F.col("run_date") == run_date).first()
-        out["identity"] = row.asDict() if row else {}
-    if lake.exists("gold.segment_membership"):
-        # sizes by run date: from the small stats table, counted from the members only for
-        # runs older than it
-        stats = (
-            lake.read("gold.segment_stats").select("run_date", "segment", F.col("size").alias("n"))
-            if lake.exists("gold.segment_stats")
-            else None
-        )
-        counted = lake.read("gold.segment_membership")
-        if stats is not None:
-            counted = counted.join(stats.select("run_date").distinct(), "run_date", "left_anti")
-        sizes = counted.groupBy("run_date", "segment").agg(F.count("*").alias("n"))
-        if stats is not None:
-            sizes = sizes.unionByName(stats)
-        sizes = sizes.where(F.col("run_date") <= run_date).collect()
-        for r in sizes:
-            out["segments"].setdefault(r["segment"], {})[str(r["run_date"])] = r["n"]
-    if lake.exists("gold.segment_changes"):
-        for r in (
-            lake.read("gold.segment_changes")
-            .where(F.col("run_date") == run_date)
-            .groupBy("segment", "change")
-            .agg(F.count("*").alias("n"))
-            .collect()
-        ):
-            out["segment_changes"].setdefault(r["segment"], {})[r["change"]] = r["n"]
-    for table, key in (
-        ("gold.segment_stats", "segment_stats"),
-        ("gold.segment_overlap", "overlaps"),
-    ):
-        if lake.exists(table):
-            rows = lake.read(table).where(F.col("run_date") == run_date).drop("run_date")
-            out[key] = [r.asDict() for r in rows.orderBy(*rows.columns[:2]).collect()]
-    if lake.exists("gold.lookalike_evaluation"):
-        out["lookalike"] = [
-            {"lookalike": r["lookalike"], **json.loads(r["metrics"])}
-            for r in lake.read("gold.lookalike_evaluation")
-            .where(F.col("run_date") == run_date)
-            .collect()
-        ]
-    if lake.exists("gold.exports"):
-        out["exports"] = [
-            r.asDict()
-            for r in lake.read("gold.exports")
-            .where(F.col("run_date") == run_date)
-            .groupBy("destination", "segment")
-            .agg(F.count("*").alias("people"))
-            .orderBy("destination", "segment")
-            .collect()
-        ]
+    out: dict = {"run_date": run_date}
+    for key, (table, read, absent) in SECTIONS.items():
+        out[key] = read(lake, run_date) if lake.exists(table) else absent()
     return out
 
 

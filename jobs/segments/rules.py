@@ -150,6 +150,14 @@ class _Parser:
         days = body.get("within_days")
         if not isinstance(days, int) or days < 1:
             self.fail(f"{path}.within_days", f"expected a whole number of days >= 1, got {days!r}")
+        filters = self.event_filters(body, path)
+        measure, op, value = self.measure(body, path)
+        name = f"_ev_{self.segment}_{len(self.conditions)}"
+        self.conditions.append(EventCondition(name, filters, days, measure, op, float(value)))
+        return name
+
+    def event_filters(self, body: dict, path: str) -> dict[str, list[str]]:
+        """type / category / product / source: one name or a list of names each."""
         filters = {}
         for key, col in EVENT_FILTERS.items():
             if key in body:
@@ -158,6 +166,10 @@ class _Parser:
                 if not vals or not all(isinstance(x, str) for x in vals):
                     self.fail(f"{path}.{key}", "expected a name or a list of names")
                 filters[col] = vals
+        return filters
+
+    def measure(self, body: dict, path: str) -> tuple[str, str, float]:
+        """count: {op: n} or sum: {field, op: n} -> (measure, op, n)."""
         if ("count" in body) == ("sum" in body):
             self.fail(path, "expected exactly one of count: {...} or sum: {field: ..., ...}")
         if "count" in body:
@@ -173,9 +185,7 @@ class _Parser:
                 f"{path}.{measure if measure == 'count' else 'sum'}",
                 "expected a number compared with eq/ne/gt/gte/lt/lte",
             )
-        name = f"_ev_{self.segment}_{len(self.conditions)}"
-        self.conditions.append(EventCondition(name, filters, days, measure, op, float(value)))
-        return name
+        return measure, op, value
 
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,99}$"

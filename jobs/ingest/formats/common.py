@@ -177,7 +177,7 @@ def merge_maps(*maps: Column) -> Column:
     return F.when(F.size(merged) > 0, merged)
 
 
-def bronze(
+def bronze(  # noqa: PLR0913 -- keyword-only: what each format maps, by name
     frame: DataFrame,
     fields: dict[str, Column],
     *,

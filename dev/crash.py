@@ -106,7 +106,7 @@ def _run_killed(settings: Settings, job: str, run_date: str, delay: float) -> bo
         return True
 
 
-def crash_trials(
+def crash_trials(  # noqa: PLR0913 -- the harness: where, what, how often
     spark, settings: Settings, workdir: Path, run_date: str, jobs: list[str], trials: int, seed=7
 ) -> list[dict]:
     """-> one result per trial: job, delay, killed, identical, differing keys."""
@@ -164,7 +164,7 @@ def crash_trials(
 def run_crash_test(
     settings: Settings, people: int, days: int, jobs: list[str], trials: int, workdir: str
 ) -> list[dict]:
-    """Generate a sample, then ``trials`` SIGKILL trials per job (``dmp crash-test``)."""
+    """Generate a sample, then ``trials`` SIGKILL trials per job (``dmp-dev crash-test``)."""
     from datetime import date, timedelta
 
     from jobs.generate import generate

@@ -2,7 +2,7 @@
 project's connected components (Spark GraphX) with networkx on the same identity graph.
 Writes BENCHMARKS.md.
 
-Not part of `make test`: run `make bench` (= `dmp bench`, the scales of ``DEFAULT_PEOPLE``).
+Not part of `make test`: run `make bench` (= `dmp-dev bench`, the scales of ``DEFAULT_PEOPLE``).
 The tables are regenerated; whatever the file holds below ``HAND_WRITTEN`` is kept."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from jobs.report import say
 
 DEFAULT_PEOPLE = "10000,100000,320000"
 DEFAULT_DAYS = 14
-HAND_WRITTEN = "<!-- written by hand below this line: dmp bench keeps it -->"
+HAND_WRITTEN = "<!-- written by hand below this line: dmp-dev bench keeps it -->"
 
 
 def _machine() -> str:
@@ -361,7 +361,7 @@ def _markdown(results, days, scales, peak_mb) -> str:
         "",
         f"Machine: {_machine()}. Spark `local[2]`, 8 shuffle partitions.",
         "",
-        "Reproduce: `dmp bench --people "
+        "Reproduce: `dmp-dev bench --people "
         + ",".join(map(str, scales))
         + f" --days {days}` (`make bench` runs "
         + ", ".join(f"{int(x):,}" for x in DEFAULT_PEOPLE.split(","))
@@ -464,7 +464,7 @@ def _markdown(results, days, scales, peak_mb) -> str:
         "",
         "## Profile aggregation: Spark vs DuckDB on the same Parquet",
         "",
-        "The core profile aggregation (`jobs/bench.py: PROFILE_SQL`: counts, first / last seen, "
+        "The core profile aggregation (`dev/bench.py: PROFILE_SQL`: counts, first / last seen, "
         "sessions, purchases, revenue, channel mix, distinct categories per person) run by both "
         "engines on the same attributed events, each twice in a row: the first run carries the "
         "engine's warm-up (Spark's code generation and JIT), the second is the warm figure the "
