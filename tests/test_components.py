@@ -7,7 +7,7 @@ import networkx as nx
 import pytest
 
 from jobs.identity import connected_components
-from jobs.identity.components import _max_rounds, star_roots
+from jobs.identity.components import _max_rounds, recorded, star_roots
 
 
 def _check(spark, edges, isolated=(), **options):
@@ -56,7 +56,14 @@ def test_chains_of_thousands_of_hops_finish(spark):
     others = [f"r{i}" for i in range(3000)]
     edges += [(rng.choice(others), rng.choice(others)) for _ in range(2500)]
     rng.shuffle(edges)
-    _check(spark, edges, supersteps=5, checkpoint=False)
+    with recorded() as finish:
+        _check(spark, edges, supersteps=5, checkpoint=False)
+    # after 5 supersteps each chain still holds thousands of labels that an edge joins
+    assert finish["finish_label_edges"] >= 3 * (6000 // 6)
+    assert 0 < finish["finish_rounds"] <= _max_rounds(18003 + 3000)
+    with recorded() as none_left:
+        _check(spark, [("x", "y"), ("y", "z")], supersteps=30)
+    assert none_left == {"finish_label_edges": 0, "finish_rounds": 0}
 
 
 @pytest.mark.slow

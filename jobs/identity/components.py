@@ -29,7 +29,9 @@ lineage stays short however many rounds run.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -40,6 +42,20 @@ from jobs.report import say
 
 # GraphX supersteps before the finish (``identity.propagation_supersteps``)
 PROPAGATION_SUPERSTEPS = 30
+_RECORDER: ContextVar[dict | None] = ContextVar("components_recorder", default=None)
+
+
+@contextmanager
+def recorded() -> Iterator[dict]:
+    """What every ``connected_components`` inside the block left to the finish: the label
+    edges propagation did not close (summed) and the finish's rounds (the most of one call).
+    Both 0 when propagation finished every component."""
+    stats = {"finish_label_edges": 0, "finish_rounds": 0}
+    token = _RECORDER.set(stats)
+    try:
+        yield stats
+    finally:
+        _RECORDER.reset(token)
 
 
 def _node_ids(edges: DataFrame) -> DataFrame:
@@ -157,10 +173,15 @@ def _finish(pairs: DataFrame, labels: DataFrame, keep, supersteps: int) -> DataF
     pairs = unfinished.select(F.col("lu").alias("u"), F.col("lv").alias("v"))
     label_graph = keep(_normalise(pairs))
     roots, rounds = star_roots(label_graph, keep)
+    left = label_graph.count()
     say(
-        f"[components] propagation left {label_graph.count():,} label edges after "
-        f"{supersteps} supersteps; Large-Star / Small-Star finished them in {rounds} rounds"
+        f"[components] propagation left {left:,} label edges after {supersteps} supersteps; "
+        f"Large-Star / Small-Star finished them in {rounds} rounds"
     )
+    stats = _RECORDER.get()
+    if stats is not None:
+        stats["finish_label_edges"] += left
+        stats["finish_rounds"] = max(stats["finish_rounds"], rounds)
     roots = roots.withColumnRenamed("node", "label")
     finished = labels.join(roots, "label", "left")
     return keep(finished.select("id", F.coalesce("root", "label").alias("label")))

@@ -17,6 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from jobs.cache import cached
+from jobs.identity.components import recorded
 from jobs.identity.graph import (
     EDGE_COLUMNS,
     block_reason,
@@ -368,12 +369,14 @@ def _person_map(day: _Day, edges, hubs, seeds, keep) -> tuple[DataFrame, DataFra
 
 
 REPORTED = ["persons", "largest_cluster", "hub_identifiers", "quarantined_clusters", "merges",
-            "splits", "weak_links_cut", "scored_links_cut", "recomputed_identifiers"]  # fmt: skip
+            "splits", "weak_links_cut", "scored_links_cut", "recomputed_identifiers",
+            "finish_rounds"]  # fmt: skip
 
 
-def _report(day: _Day, pm, kept_out, cuts, region_nodes, versions) -> None:
+def _report(day: _Day, pm, kept_out, cuts, region_nodes, kept: dict) -> None:
     """identity.report's row for this run (the health figures and the state the next
-    incremental run starts from), and the job's facts."""
+    incremental run starts from), and the job's facts. ``kept``: the edge tables' versions
+    and what the components left to their finish."""
     lake = day.lake
     lineage = lake.read("identity.lineage").where(F.col("run_date") == day.run_date)
     rep = cluster_report(pm, lineage, kept_out, cuts, day.run_date)
@@ -382,10 +385,13 @@ def _report(day: _Day, pm, kept_out, cuts, region_nodes, versions) -> None:
         recomputed_identifiers=rep["identifiers"] if region_nodes is None else region_nodes,
         watermark=str(day.watermark),
         config_hash=day.fingerprint,
-        event_edges_version=versions["event_edges"],
-        crm_edges_version=versions["crm_edges"],
+        event_edges_version=kept["event_edges"],
+        crm_edges_version=kept["crm_edges"],
         person_map_version=lake.version("identity.person_map"),
         erasures_seen=erasure_count(lake),
+        # what label propagation left to Large-Star / Small-Star (0 and 0: it finished all)
+        finish_label_edges=kept["finish_label_edges"],
+        finish_rounds=kept["finish_rounds"],
     )
     row = lake.spark.createDataFrame([rep])  # holds its run_date
     lake.replace_partition(row, "identity.report", "run_date", day.run_date)
@@ -402,6 +408,6 @@ def run(lake: Lake, report: JobReport, run_date: str, full: bool = False) -> Non
         with report.step("over-merge guards"):
             hubs, kept_out = _guards(day, edges, seeds, keep)
         step = "incremental components" if day.incremental else "connected components"
-        with report.step(f"{step}, splits and stable ids"):
+        with report.step(f"{step}, splits and stable ids"), recorded() as finish:
             pm, cuts, region_nodes = _person_map(day, edges, hubs, seeds, keep)
-        _report(day, pm, kept_out, cuts, region_nodes, versions)
+        _report(day, pm, kept_out, cuts, region_nodes, {**versions, **finish})
