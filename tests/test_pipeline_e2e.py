@@ -755,6 +755,9 @@ def test_stable_ids_rerun_merge_and_split(world):
     report = run_job(lake, "identity", next_day)
     assert report.facts["mode"] == "incremental"
     assert report.read["silver.events"] == 2  # only the new events were read
+    # no customer record changed, nor the model: the scored edges are kept, not scored again
+    assert report.facts["scored edges"] == f"kept from {RUN_DATE} (nothing changed)"
+    assert "identity.match_edges" not in report.written
     assert report.facts["recomputed identifiers"] < len(before) / 10
     after = {r["node"]: r["person_id"] for r in lake.read("identity.person_map").collect()}
     lineage_rows = lake.read("identity.lineage").where(F.col("run_date") == next_day)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from pyspark.sql import DataFrame
@@ -56,56 +56,6 @@ def previous_person_map(lake: Lake, run_date: str, state: dict):
 
 
 MIN_MATCH_RECORDS = 100  # fewer customer records teach the matching model nothing
-
-
-def match_model(lake: Lake, records, m, run_date: str, report: JobReport) -> str | None:
-    """The latest matching model trained on or before ``run_date``; trained again (and kept in
-    identity.match_model) when there is none or it is ``retrain_days`` old. None when there
-    are too few customer records to train one."""
-    if lake.exists("identity.match_model"):
-        models = lake.read("identity.match_model").where(F.col("trained_on") <= run_date)
-        last = models.orderBy(F.desc("trained_on"), F.desc("trained_at")).first()
-        age = (
-            None
-            if last is None
-            else date.fromisoformat(run_date) - date.fromisoformat(last["trained_on"])
-        )
-        if last is not None and age.days < m.retrain_days:
-            report.facts["matching model"] = f"trained on {last['trained_on']}"
-            return last["model"]
-    n = records.count()
-    if n < MIN_MATCH_RECORDS:
-        report.facts["matching model"] = f"none: {n} customer records, {MIN_MATCH_RECORDS} needed"
-        return None
-    model = train(lake.spark, records, m.sample_pairs, seed=1)
-    row = lake.spark.createDataFrame(
-        [(run_date, n, model)], "trained_on string, records long, model string"
-    )
-    lake.append(row.withColumn("trained_at", F.current_timestamp()), "identity.match_model")
-    report.facts["matching model"] = f"trained on {run_date} ({n:,} records)"
-    return model
-
-
-def match_edges(lake: Lake, crm, run_date: str, report: JobReport, blocked, patterns):
-    """Scored edges between customer records (kept whole in identity.match_edges, with their
-    probability and evidence) as edge-table rows; None when no model could be trained."""
-    m = lake.settings.identity.matching
-    records = customer_records(crm).localCheckpoint()
-    model = match_model(lake, records, m, run_date, report)
-    if model is None:
-        return None
-
-    def write(pairs):
-        edges = scored_edges(pairs, crm)
-        ok = (
-            block_reason(F.col("src"), blocked, patterns).isNull()
-            & block_reason(F.col("dst"), blocked, patterns).isNull()
-        )
-        lake.overwrite(edges.where(ok), "identity.match_edges")
-
-    predict(lake.spark, records, model, m.threshold, write)
-    report.written["identity.match_edges"] = lake.last_write_rows("identity.match_edges")
-    return lake.read("identity.match_edges").select(*EDGE_COLUMNS)
 
 
 def cluster_report(person_map, lineage, blocked, cuts, run_date: str):
@@ -229,6 +179,8 @@ class _Day:
     previous: DataFrame | None  # the previous run's person map
     watermark: object
     fingerprint: str
+    # what this run keeps for the next one beside the versions (silver.crm's, the model's)
+    kept: dict = field(default_factory=lambda: {"crm_version": -1, "match_model_trained_on": ""})
 
     @property
     def s(self):
@@ -268,6 +220,63 @@ def _day(lake: Lake, report: JobReport, run_date: str, full: bool) -> _Day:
     return _Day(lake, report, run_date, state, events, crm, previous, watermark, fingerprint)
 
 
+def match_model(lake: Lake, crm, m, run_date: str, report: JobReport) -> tuple | None:
+    """(model, the day it was trained on): the latest matching model trained on or before
+    ``run_date``; trained again (and kept in identity.match_model) when there is none or it is
+    ``retrain_days`` old. None when there are too few customer records to train one."""
+    if lake.exists("identity.match_model"):
+        models = lake.read("identity.match_model").where(F.col("trained_on") <= run_date)
+        last = models.orderBy(F.desc("trained_on"), F.desc("trained_at")).first()
+        if last is not None:
+            age = date.fromisoformat(run_date) - date.fromisoformat(last["trained_on"])
+            if age.days < m.retrain_days:
+                report.facts["matching model"] = f"trained on {last['trained_on']}"
+                return last["model"], last["trained_on"]
+    records = customer_records(crm).localCheckpoint()
+    n = records.count()
+    if n < MIN_MATCH_RECORDS:
+        report.facts["matching model"] = f"none: {n} customer records, {MIN_MATCH_RECORDS} needed"
+        return None
+    model = train(lake.spark, records, m.sample_pairs, seed=1)
+    row = lake.spark.createDataFrame(
+        [(run_date, n, model)], "trained_on string, records long, model string"
+    )
+    lake.append(row.withColumn("trained_at", F.current_timestamp()), "identity.match_model")
+    report.facts["matching model"] = f"trained on {run_date} ({n:,} records)"
+    return model, run_date
+
+
+def match_edges(day: _Day):
+    """Scored edges between customer records (kept whole in identity.match_edges, with their
+    probability and evidence) as edge-table rows; None when no model could be trained. An
+    incremental run whose customer records and model are those of the previous run keeps the
+    previous run's edges instead of scoring every record again."""
+    lake, m, state = day.lake, day.s.matching, day.state
+    chosen = match_model(lake, day.crm, m, day.run_date, day.report)
+    if chosen is None:
+        return None
+    model, trained_on = chosen
+    day.kept.update(crm_version=lake.version("silver.crm"), match_model_trained_on=trained_on)
+    same = all(state.get(k) == v for k, v in day.kept.items())
+    if day.incremental and same and lake.exists("identity.match_edges"):
+        day.report.facts["scored edges"] = f"kept from {state['run_date']} (nothing changed)"
+        return lake.read("identity.match_edges").select(*EDGE_COLUMNS)
+    blocked, patterns = day.blocked, day.patterns
+
+    def write(pairs):
+        edges = scored_edges(pairs, day.crm)
+        ok = (
+            block_reason(F.col("src"), blocked, patterns).isNull()
+            & block_reason(F.col("dst"), blocked, patterns).isNull()
+        )
+        lake.overwrite(edges.where(ok), "identity.match_edges")
+
+    records = customer_records(day.crm).localCheckpoint()
+    predict(lake.spark, records, model, m.threshold, write)
+    day.report.written["identity.match_edges"] = lake.last_write_rows("identity.match_edges")
+    return lake.read("identity.match_edges").select(*EDGE_COLUMNS)
+
+
 def _crm_edges(day: _Day, schema) -> DataFrame:
     """The customer records' edges: identifiers in one record, and scored matches."""
     if day.crm is None:
@@ -275,8 +284,7 @@ def _crm_edges(day: _Day, schema) -> DataFrame:
     edges = build_edges(None, day.crm, day.blocked, day.patterns)
     if day.s.matching.enabled:
         with day.report.step("match customer records"):
-            scored = match_edges(day.lake, day.crm, day.run_date, day.report, day.blocked,
-                                 day.patterns)  # fmt: skip
+            scored = match_edges(day)
         if scored is not None:
             edges = edges.unionByName(scored)
     return edges
@@ -392,6 +400,7 @@ def _report(day: _Day, pm, kept_out, cuts, region_nodes, kept: dict) -> None:
         # what label propagation left to Large-Star / Small-Star (0 and 0: it finished all)
         finish_label_edges=kept["finish_label_edges"],
         finish_rounds=kept["finish_rounds"],
+        **day.kept,
     )
     row = lake.spark.createDataFrame([rep])  # holds its run_date
     lake.replace_partition(row, "identity.report", "run_date", day.run_date)
