@@ -9,7 +9,6 @@ bigrams for the Dice similarity of names and street addresses (jobs/ingest/norma
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -174,13 +173,14 @@ def settings() -> SettingsCreator:
 def splink_api(spark: SparkSession) -> Iterator[SparkAPI]:
     """Splink's Spark back end, its tables cached in the session (no checkpoint directory
     needed) and all of them dropped when the block ends: what the block returns must already
-    be written or collected."""
+    be written or collected. Linkers are made with ``set_up_basic_logging=False``: Splink
+    would otherwise configure the root logger and print its training progress in the job's
+    output."""
 
     def views() -> set[str]:
         return {r["viewName"] for r in spark.sql("SHOW VIEWS").collect() if r["isTemporary"]}
 
     before = views()
-    logging.getLogger("splink").setLevel(logging.WARNING)
     try:
         yield SparkAPI(
             spark_session=spark,
@@ -199,7 +199,7 @@ def train(spark: SparkSession, records: DataFrame, max_pairs: int, seed: int) ->
     comes from records sharing a name and a date of birth; u from ``max_pairs`` random pairs;
     m by EM in two passes whose blocks leave every comparison free in one of them."""
     with splink_api(spark) as api:
-        linker = Linker(records, settings(), db_api=api)
+        linker = Linker(records, settings(), db_api=api, set_up_basic_logging=False)
         t = linker.training
         t.estimate_probability_two_random_records_match(
             [block_on("first_name_meta_sha256", "last_name_meta_sha256", *DOB)], recall=0.7
@@ -239,7 +239,7 @@ def predict(spark: SparkSession, records: DataFrame, model: str, threshold: floa
     (customer_id_l, customer_id_r, match_probability, match_weight, evidence), to ``write``
     while Splink's tables still exist."""
     with splink_api(spark) as api:
-        linker = Linker(records, json.loads(model), db_api=api)
+        linker = Linker(records, json.loads(model), db_api=api, set_up_basic_logging=False)
         scored = linker.inference.predict(threshold_match_probability=threshold)
         pairs = scored.as_spark_dataframe()
         write(
