@@ -10,13 +10,15 @@
   a command (``dmp erase``): a request passed as DAG parameters would store the identifiers in
   Airflow's metadata database.
 
-No project, Spark or pandas import here: all logic lives in ``jobs/`` and runs under
-spark-submit. The Spark master comes from the Airflow connection ``spark_default``.
+No Spark or pandas import here: all logic lives in ``jobs/`` and runs under spark-submit. The
+job order comes from ``jobs/vocabulary.py`` (plain Python), loaded by its path. The Spark
+master comes from the Airflow connection ``spark_default``.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.util
 import os
 from datetime import datetime, timedelta
 
@@ -33,7 +35,18 @@ JARS = ",".join(
     ("local:" if _LOCAL else "") + j
     for j in sorted(glob.glob(os.path.join(PROJECT, ".cache", "jars", "*.jar")))
 )
-DAILY_JOBS = ["ingest", "quality", "identity", "profiles", "segments", "lookalike", "export"]
+
+
+def _vocabulary():
+    """jobs/vocabulary.py by its path: the project need not be importable where DAGs are parsed."""
+    path = os.path.join(PROJECT, "jobs", "vocabulary.py")
+    spec = importlib.util.spec_from_file_location("dmp_vocabulary", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+DAILY_JOBS = _vocabulary().DAILY_JOBS
 SEGMENT_MEMBERSHIP = Asset("dmp://lake/gold/segment_membership")
 AUDIENCES = Asset("dmp://audiences")
 DEFAULT_ARGS = {

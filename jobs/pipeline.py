@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from jobs.lake import Lake
 from jobs.report import JobReport, job_report, say
+from jobs.vocabulary import DAILY_JOBS, MAINTENANCE_JOBS
 
 
 def _ingest(lake, report, run_date):
@@ -25,19 +26,13 @@ def _stage(module: str) -> Callable:
     return call
 
 
+# job -> the module that runs it, where the job's name is not the module's
+_MODULES = {"export": "activation", "retention": "privacy.retention"}
 JOBS: dict[str, Callable] = {
-    "ingest": _ingest,
-    "quality": _stage("quality"),
-    "identity": _stage("identity"),
-    "profiles": _stage("profiles"),
-    "segments": _stage("segments"),
-    "lookalike": _stage("lookalike"),
-    "export": _stage("activation"),
+    job: _ingest if job == "ingest" else _stage(_MODULES.get(job, job)) for job in DAILY_JOBS
 }
-
-
 # run on their own schedule, not part of the daily pipeline
-MAINTENANCE: dict[str, Callable] = {"retention": _stage("privacy.retention")}
+MAINTENANCE: dict[str, Callable] = {job: _stage(_MODULES[job]) for job in MAINTENANCE_JOBS}
 
 
 def resolve_date(lake: Lake, run_date: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import subprocess
 import tempfile
@@ -18,7 +19,7 @@ TEST_CONF = Path(__file__).parent / "conf" / "dmp-test.yaml"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1"
+SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1"  # tests/cluster_dag.py holds the same for its JVMs
 
 
 def _free_port() -> int:
@@ -39,6 +40,32 @@ AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dmp-airflow-"))
 os.environ["AIRFLOW_HOME"] = str(AIRFLOW_HOME)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
+
+
+# modules that run the pipeline's jobs on generated worlds, in process or as processes of their own
+END_TO_END = {
+    "test_pipeline_e2e",
+    "test_formats_generated",
+    "test_crash_safety",
+    "test_erase_concurrency",
+    "test_ingest_recovery",
+}
+# fixtures that bring up a real part: Spark, the S3 server, Airflow's database, the cluster
+REAL_PARTS = {"spark", "s3", "s3_server", "airflow_db", "spark_cluster"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Each test gets one tier marker, from what it needs: ``e2e`` (a module of END_TO_END),
+    ``integration`` (a real part), or ``unit`` (plain Python), so `pytest -m unit` and the
+    like select a tier without a hand-kept list."""
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in END_TO_END:
+            item.add_marker(pytest.mark.e2e)
+        elif REAL_PARTS & set(item.fixturenames):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
@@ -65,9 +92,10 @@ def spark(settings):
     from jobs.session import get_spark
 
     session = get_spark(settings, app_name="dmp-tests")
-    # JVMs the suite starts after this one (spark-submit from the DAG tests, the killed and
-    # rerun jobs of the crash test) live for a minute on a few hundred rows: the C2 compiler
-    # only competes for the two cores there. This session itself keeps the default JIT.
+    # JVMs the suite starts after this one (the killed and rerun jobs of the crash test, a
+    # notebook's kernel) live for a minute on a few hundred rows: the C2 compiler only
+    # competes for the two cores there. This session itself keeps the default JIT (C1 alone
+    # made the end-to-end pipeline 27% slower here).
     os.environ["SPARK_SUBMIT_OPTS"] = SHORT_JVM_OPTS
     yield session
     session.stop()
@@ -92,10 +120,10 @@ def s3(s3_server):
     return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def spark_cluster(tmp_path_factory):
-    """A Spark standalone master and worker on loopback (infra/scripts/spark-cluster.sh), for
-    the module that asks for it; -> its master URL."""
+    """A Spark standalone master and worker on loopback (infra/scripts/spark-cluster.sh);
+    -> its master URL."""
     folder = tmp_path_factory.mktemp("spark-cluster")
     port = _free_port()
     script = ROOT / "infra" / "scripts" / "spark-cluster.sh"
@@ -112,3 +140,22 @@ def airflow_db():
     airflow = Path(sys.executable).parent / "airflow"
     subprocess.run([str(airflow), "db", "migrate"], check=True, capture_output=True)
     return AIRFLOW_HOME
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cluster_dag(request, settings, tmp_path_factory):
+    """The real daily DAG on the standalone cluster (tests/cluster_dag.py), started as the
+    session begins when its test is selected, so that its minutes of cold JVMs overlap the whole
+    suite; the test waits for it and compares. Stopped at the end if the test did not wait."""
+    from tests.cluster_dag import CLUSTER_TEST, start_daily_dag
+
+    if not any(item.name == CLUSTER_TEST for item in request.session.items):
+        yield None
+        return
+    cluster = request.getfixturevalue("spark_cluster")
+    request.getfixturevalue("airflow_db")
+    run = start_daily_dag(settings, cluster, tmp_path_factory.mktemp("cluster-run"))
+    yield run
+    if run["proc"].poll() is None:
+        os.killpg(run["proc"].pid, signal.SIGKILL)
+        run["proc"].wait()

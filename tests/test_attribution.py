@@ -8,10 +8,11 @@ import random
 from collections import defaultdict
 from decimal import Decimal
 
+import pytest
 from pyspark.sql import functions as F
 
-from jobs.identity.graph import EVENT_IDENTIFIERS
 from jobs.identity.resolve import attribute_events, attributed_sums
+from jobs.vocabulary import EVENT_IDENTIFIERS
 
 LINK_TYPES = ["user", "crm", "email", "phone", "device", "cookie"]
 
@@ -46,41 +47,44 @@ def _person(event: dict, person_map: dict) -> str | None:
     return best and best[1]
 
 
-def test_events_and_sums_are_attributed_like_plain_python(spark):
-    for seed in (1, 2, 3):
-        events, person_map = _world(seed)
-        cols = ["event_id", "event_date", *EVENT_IDENTIFIERS, "price"]
-        ev = spark.createDataFrame(
-            [tuple(e[c] for c in cols) for e in events],
-            ", ".join(f"{c} {'double' if c == 'price' else 'string'}" for c in cols),
-        ).withColumn("event_date", F.col("event_date").cast("date"))
-        pm = spark.createDataFrame(
-            [(n, p, h) for n, (p, h) in person_map.items()],
-            "node string, person_id string, is_hub boolean",
-        )
-        want = {e["event_id"]: _person(e, person_map) for e in events}
-        attributed = attribute_events(ev, pm, LINK_TYPES).select("event_id", "person_id")
-        got = {r[0]: r[1] for r in attributed.collect()}
-        assert got == want
-        assert attributed.count() == len(events)  # each event once, none dropped or doubled
-        assert len(set(want.values())) > 5 and None in want.values()  # not a trivial world
+# one random world in the fast tier, three in the whole suite
+@pytest.mark.parametrize(
+    "seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
+)
+def test_events_and_sums_are_attributed_like_plain_python(spark, seed):
+    events, person_map = _world(seed)
+    cols = ["event_id", "event_date", *EVENT_IDENTIFIERS, "price"]
+    ev = spark.createDataFrame(
+        [tuple(e[c] for c in cols) for e in events],
+        ", ".join(f"{c} {'double' if c == 'price' else 'string'}" for c in cols),
+    ).withColumn("event_date", F.col("event_date").cast("date"))
+    pm = spark.createDataFrame(
+        [(n, p, h) for n, (p, h) in person_map.items()],
+        "node string, person_id string, is_hub boolean",
+    )
+    want = {e["event_id"]: _person(e, person_map) for e in events}
+    attributed = attribute_events(ev, pm, LINK_TYPES).select("event_id", "person_id")
+    got = {r[0]: r[1] for r in attributed.collect()}
+    assert got == want
+    assert attributed.count() == len(events)  # each event once, none dropped or doubled
+    assert len(set(want.values())) > 5 and None in want.values()  # not a trivial world
 
-        sums = {
-            "n": F.lit(1),
-            "spent": F.col("price").cast("decimal(24,4)"),
-            "dear": F.when(F.col("price") > 25, 1),
-        }
-        per_person = {
-            r["person_id"]: (r["n"], r["spent"], r["dear"])
-            for r in attributed_sums(ev, pm, LINK_TYPES, sums).collect()
-        }
-        expected = defaultdict(lambda: [0, None, None])
-        for e in events:
-            acc = expected[want[e["event_id"]]]
-            acc[0] += 1
-            if e["price"] is not None:
-                acc[1] = (acc[1] or 0) + Decimal(str(e["price"]))
-                if e["price"] > 25:
-                    acc[2] = (acc[2] or 0) + 1
-        expected.pop(None)  # events of no one are not summed
-        assert per_person == {p: tuple(v) for p, v in expected.items()}
+    sums = {
+        "n": F.lit(1),
+        "spent": F.col("price").cast("decimal(24,4)"),
+        "dear": F.when(F.col("price") > 25, 1),
+    }
+    per_person = {
+        r["person_id"]: (r["n"], r["spent"], r["dear"])
+        for r in attributed_sums(ev, pm, LINK_TYPES, sums).collect()
+    }
+    expected = defaultdict(lambda: [0, None, None])
+    for e in events:
+        acc = expected[want[e["event_id"]]]
+        acc[0] += 1
+        if e["price"] is not None:
+            acc[1] = (acc[1] or 0) + Decimal(str(e["price"]))
+            if e["price"] > 25:
+                acc[2] = (acc[2] or 0) + 1
+    expected.pop(None)  # events of no one are not summed
+    assert per_person == {p: tuple(v) for p, v in expected.items()}

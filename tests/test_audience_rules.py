@@ -22,14 +22,8 @@ from jobs.activation.files import csv_header, publish
 from jobs.activation.formats import google, identifier_counts, meta, ttd
 from jobs.activation.rules import EXTERNAL_ID, RULES, described
 from jobs.ingest.crm import CRM_FIELDS, crm_to_bronze
-from jobs.profiles.identifiers import (
-    EMAIL_COLS,
-    EVENT_EMAILS,
-    EVENT_ID_COLS,
-    EVENT_PHONES,
-    PHONE_COLS,
-    with_crm,
-)
+from jobs.profiles.identifiers import EVENT_EMAILS, EVENT_ID_COLS, EVENT_PHONES, with_crm
+from jobs.vocabulary import EMAIL_HASHES, PHONE_HASHES
 
 KEYS = CustomAudience.Schema.MultiKeySchema
 
@@ -63,8 +57,8 @@ def exported_frame(spark, records: list[dict], fmt, device_ids: dict | None = No
     )
     seen = [(p, (device_ids or {}).get(p)) for p in sorted(set(persons.values()))]
     events = spark.createDataFrame(seen, "person_id string, device_id string")
-    emails = f"array<struct<{', '.join(f'{c}: string' for c in EMAIL_COLS)}>>"
-    phones = f"array<struct<{', '.join(f'{c}: string' for c in PHONE_COLS)}>>"
+    emails = f"array<struct<{', '.join(f'{c}: string' for c in EMAIL_HASHES)}>>"
+    phones = f"array<struct<{', '.join(f'{c}: string' for c in PHONE_HASHES)}>>"
     kinds = {EVENT_EMAILS: emails, EVENT_PHONES: phones}
     events = events.select(
         "*",

@@ -22,7 +22,8 @@ def _check(spark, edges, isolated=(), **options):
     assert got == expected
 
 
-@pytest.mark.parametrize("supersteps", [30, 1])
+# the fast tier runs the cut-off at every superstep; the whole suite the usual limit too
+@pytest.mark.parametrize("supersteps", [pytest.param(30, marks=pytest.mark.slow), 1])
 def test_long_chain_star_isolated_self_loops_and_duplicates(spark, supersteps):
     chain = [(f"n{i:03d}", f"n{i + 1:03d}") for i in range(60)]
     star = [("hub", f"s{i}") for i in range(20)]
@@ -33,7 +34,12 @@ def test_long_chain_star_isolated_self_loops_and_duplicates(spark, supersteps):
 
 @pytest.mark.parametrize(
     "seed,n_nodes,n_edges,supersteps",
-    [(3, 300, 220, 30), (4, 200, 400, 1), (5, 500, 150, 2), (6, 2000, 2100, 1)],
+    [
+        (3, 300, 220, 30),
+        (4, 200, 400, 1),
+        (5, 500, 150, 2),
+        pytest.param(6, 2000, 2100, 1, marks=pytest.mark.slow),
+    ],
 )
 def test_random_graphs_match_networkx(spark, seed, n_nodes, n_edges, supersteps):
     rng = random.Random(seed)

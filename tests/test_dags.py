@@ -25,6 +25,9 @@ def test_dagbag_loads_without_errors():
 def test_daily_order_settings_and_templating():
     dag = _bag().dags["dmp_daily"]
     assert [t.task_id for t in dag.topological_sort()] == ORDER
+    from jobs.vocabulary import DAILY_JOBS
+
+    assert list(DAILY_JOBS) == ORDER  # the pipeline and the CLI read the same order
     assert dag.catchup and dag.max_active_runs == 1
     for t in dag.tasks:
         assert t.retries == 2 and t.execution_timeout is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from jobs.identity.explain import as_text, explain
 
 MAP = "node string, id_type string, person_id string, is_hub boolean, hub_reason string, " + (
@@ -70,6 +72,7 @@ def test_a_person_merged_away_is_found_in_the_lineage(spark):
     assert as_text(found).startswith("P0: not in the person map")
 
 
+@pytest.mark.slow  # the fast tier explains deterministic edges; this adds the scored ones
 def test_a_scored_edge_shows_its_probability_and_evidence(spark):
     person_map, edges, lineage = _tables(spark)
     person_map = person_map.unionByName(

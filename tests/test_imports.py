@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 JOBS = Path(__file__).resolve().parent.parent / "jobs"
-SHARED = {"config", "lake", "report", "cache", "session", "storage", "locks"}
+SHARED = {"config", "lake", "report", "cache", "session", "storage", "locks", "vocabulary"}
 TOP = {"cli", "pipeline"}  # they run every stage
 RANK = {  # the order of the lake's layers; stages of one rank may share pure modules
     "ingest": 0,
@@ -63,6 +63,13 @@ def test_imports_point_one_way():
 def test_every_stage_has_a_place_in_the_order():
     stages = {p.name for p in JOBS.iterdir() if p.is_dir() and not p.name.startswith("_")}
     assert stages <= set(RANK), stages - set(RANK)
+
+
+def test_the_vocabulary_is_plain_python():
+    """The DAG file loads it at parse time, where neither Spark nor the project may be
+    importable."""
+    assert _imports((JOBS / "vocabulary.py").read_text()) == []
+    assert "pyspark" not in (JOBS / "vocabulary.py").read_text()
 
 
 def test_the_rule_catches_what_it_forbids():

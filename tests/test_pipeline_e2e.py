@@ -1,4 +1,17 @@
-"""The whole pipeline on a small generated set, checked against the generator's ground truth."""
+"""The whole pipeline on one generated world (tests/cluster_dag.py: 500 people, 10 days, three
+collectors' formats), checked against the generator's ground truth.
+
+One in-process run builds the module's lake (the ``world`` fixture: about 100 s, so it is built
+once). The tests run in file order. Those before ``test_a_seed_too_small_...`` only read the
+lake. That one runs the day's lookalike and export again with one weak lookalike of its own,
+and ``test_rerun_is_idempotent`` then runs the day's jobs again with the module's settings and
+finds the lake as it was; the two read-only tests after it see that lake. Then each test
+changes the lake, leaving what the next expects: ``test_stable_ids_...`` adds two events of the
+next day and runs identity on it;
+``test_erasure_...`` erases one person and runs the next day's profiles, segments and export;
+``test_profiles_with_rules_...`` writes that day's profiles again; ``test_retention_...`` drops
+the first days, so it comes last but for the cluster comparison, which reads a snapshot taken
+before any of them."""
 
 from __future__ import annotations
 
@@ -10,45 +23,45 @@ import hashlib
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
 from collections import Counter, defaultdict
-from datetime import date
-from pathlib import Path
 
 import pytest
 import yaml
+from chispa import assert_df_equality
 from pyspark.sql import functions as F
 
-from jobs.generate import generate
-from jobs.generate.formats import parse_formats
-from jobs.ingest.sources import arrival_day, sources, with_sources
+from jobs.ingest.sources import arrival_day, sources
 from jobs.lake import Lake
 from jobs.pipeline import run_pipeline
 
-from .conftest import ROOT, SHORT_JVM_OPTS
+from .cluster_dag import (
+    CLUSTER_TEST,
+    RUN_DATE,
+    generate_world,
+    lake_snapshot,
+    with_world_sources,
+)
 
 pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
 
-PEOPLE, DAYS, SEED = 500, 10, 11
-RUN_DATE = "2026-11-10"
-
-
-# the web through Segment's S3 logs, the app through Snowplow's enriched events, email native
-FORMATS = parse_formats("mix")
-
 
 @pytest.fixture(scope="module")
-def world(settings, spark, workdir):
+def world(request, settings, spark, workdir):
     landing = workdir / "landing"
-    summary = generate(
-        str(landing), PEOPLE, DAYS, SEED, date(2026, 11, 1), progress=lambda m: 0, formats=FORMATS
-    )
-    entries = yaml.safe_load((landing / "sources.yaml").read_text())["ingest"]["sources"]
-    settings = with_sources(settings, entries)
+    summary = generate_world(landing)
+    settings = with_world_sources(settings, landing)
     lake = Lake(spark, settings)
     reports = {r.job: r for r in run_pipeline(lake, RUN_DATE)}
+    local = None
+    if any(item.name == CLUSTER_TEST for item in request.session.items):
+        from jobs.lookalike.published import segment_name
+
+        # the lake as the in-process run left it, before any later test here changes it; the
+        # cluster run has no lookalike
+        lookalikes = [
+            segment_name(la.name, p) for la in settings.lookalikes for p in la.reach_percents
+        ]
+        local = lake_snapshot(lake, lookalikes)
     truth = landing / "truth"
     with open(truth / "people.csv") as fh:
         people = {r["person_key"]: r for r in csv.DictReader(fh)}
@@ -64,6 +77,7 @@ def world(settings, spark, workdir):
         "people": people,
         "idents": idents,
         "settings": settings,
+        "local_snapshot": local,
     }
 
 
@@ -107,101 +121,6 @@ def test_ingest_counts_match_truth_exactly(world):
     assert q["missing_customer_id"] == s["crm_rows_missing_id"]
     assert world["reports"]["ingest"].dropped["duplicate_event"] == s["duplicate_deliveries"]
     assert lake.read("silver.crm").count() == s["crm_rows"] - s["crm_rows_missing_id"]
-
-
-def _cluster_conf(world, tmp) -> Path:
-    """This module's settings with a lake of its own, a copy of the landing files (later tests
-    here rewrite and delete some), no lookalike (one model trained on a cold cluster JVM would
-    double the run's time), the generic destination only, and Spark's code generation as shipped
-    (this module's in-process run evaluates expressions interpreted, tests/conf/dmp-test.yaml:
-    the comparison of the two lakes covers both)."""
-    import shutil
-
-    import yaml
-
-    data = world["settings"].model_dump()
-    raw = tmp / "raw"
-    shutil.copytree(world["settings"].resolve(data["storage"]["raw_root"]), raw)
-    data["storage"] = {
-        **data["storage"],
-        "lake_root": str(tmp / "lake"),
-        "raw_root": str(raw),
-        "audience_root": str(tmp / "audiences"),
-        "reports_root": str(tmp / "reports"),
-    }
-    data["spark"]["extra_conf"] = {"spark.executor.extraJavaOptions": SHORT_JVM_OPTS}
-    data["lookalikes"] = []
-    data["destinations"] = [d for d in data["destinations"] if d["platform"] == "generic"]
-    path = tmp / "cluster.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def _snapshot(lake: Lake, leave_out: list[str]) -> dict:
-    def rows(df, *cols):
-        return sorted(tuple(r) for r in df.select(*cols).collect())
-
-    members = lake.read("gold.segment_membership").where(~F.col("segment").isin(leave_out))
-    exports = lake.read("gold.exports").where(F.col("destination") == "generic")
-    return {
-        "silver": lake.read("silver.events").count(),
-        "quarantine": lake.read("silver.quarantine").count(),
-        "persons": rows(lake.read("identity.person_map"), "node", "person_id"),
-        "segments": rows(members, "segment", "person_id"),
-        "exports": rows(exports, "destination", "segment", "person_id"),
-    }
-
-
-CLUSTER_TEST = "test_daily_dag_on_the_cluster_matches_the_local_run"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def cluster_run(request, world, tmp_path_factory):
-    """The real daily DAG on this module's landing files, started right after the module's
-    in-process run: `dag.test()` in a process of its own (tests/dag_runner.py), every task
-    spark-submitting its job to a standalone cluster on loopback. It runs while this module's
-    other tests do, on two cores that one stream of small Spark jobs leaves partly idle; the
-    last test waits for it. Not started when that test is not selected."""
-    if not any(item.name == CLUSTER_TEST for item in request.session.items):
-        yield None
-        return
-    from jobs.lookalike.published import segment_name
-
-    cluster = request.getfixturevalue("spark_cluster")
-    request.getfixturevalue("airflow_db")
-    tmp = tmp_path_factory.mktemp("cluster-run")
-    conf = _cluster_conf(world, tmp)
-    host, port = cluster.rsplit(":", 1)
-    env = {
-        **os.environ,
-        "AIRFLOW_CONN_SPARK_DEFAULT": json.dumps(
-            {"conn_type": "spark", "host": host, "port": int(port)}
-        ),
-        "DMP_CONF": str(conf),
-        "DMP_SPARK__JARS_ON_WORKERS": "true",  # the worker shares this disk
-        "SPARK_LOCAL_IP": "127.0.0.1",
-        "PYSPARK_PYTHON": sys.executable,
-        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-    }
-    out, log = tmp / "run.json", tmp / "run.log"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.dag_runner", "dmp_daily", RUN_DATE, str(out)],
-            cwd=ROOT,
-            env=env,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its spark-submits go with it if it has to be stopped
-        )
-    lookalikes = [
-        segment_name(la.name, p) for la in world["settings"].lookalikes for p in la.reach_percents
-    ]
-    # this module's lake as its in-process run left it, before any later test changes it
-    local = _snapshot(world["lake"], lookalikes)
-    yield {"proc": proc, "conf": conf, "out": out, "log": log, "local": local}
-    if proc.poll() is None:  # the last test did not wait for it (failed or not selected)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _arrival_days(world, files: list[str]) -> dict[str, str | None]:
@@ -540,7 +459,6 @@ def test_demo_summary_prints_this_run(world, capsys):
 @pytest.fixture(scope="module")
 def lake_conf(world, tmp_path_factory):
     """A configuration file pointing at this module's lake, for processes of their own."""
-    import yaml
 
     path = tmp_path_factory.mktemp("conf") / "dmp.yaml"
     path.write_text(yaml.safe_dump(world["settings"].model_dump()))
@@ -705,8 +623,8 @@ def test_typo_duplicates_are_matched_and_namesakes_kept_apart(world):
 def test_stable_ids_rerun_merge_and_split(world):
     """Rerun of a day: identical ids. Next day with new data: untouched persons keep their ids,
     a merge and a split show up in the lineage."""
-    from jobs.identity.graph import EVENT_IDENTIFIERS
     from jobs.pipeline import run_job
+    from jobs.vocabulary import EVENT_IDENTIFIERS
 
     lake = world["lake"]
     before = {r["node"]: r["person_id"] for r in lake.read("identity.person_map").collect()}
@@ -763,13 +681,14 @@ def test_stable_ids_rerun_merge_and_split(world):
     lineage_rows = lake.read("identity.lineage").where(F.col("run_date") == next_day)
     lineage = {(r["old_person_id"], r["reason"]) for r in lineage_rows.collect()}
     # the same day as a full rebuild: the same map, row for row, and the same lineage
-    inc_map = sorted(tuple(r) for r in lake.read("identity.person_map").collect())
-    inc_lineage = sorted(tuple(r) for r in lineage_rows.collect())
+    # held in memory: the full rebuild below overwrites the tables
+    inc_map = lake.read("identity.person_map").localCheckpoint()
+    inc_lineage = lineage_rows.localCheckpoint()
     full = run_job(lake, "identity", next_day, full=True)
     assert full.facts["mode"].startswith("full")
-    assert sorted(tuple(r) for r in lake.read("identity.person_map").collect()) == inc_map
+    assert_df_equality(lake.read("identity.person_map"), inc_map, ignore_row_order=True)
     lineage_rows = lake.read("identity.lineage").where(F.col("run_date") == next_day)
-    assert sorted(tuple(r) for r in lineage_rows.collect()) == inc_lineage
+    assert_df_equality(lineage_rows, inc_lineage, ignore_row_order=True)
     touched = {lone["person_id"], known["person_id"], dev["person_id"], other_user["person_id"]}
     untouched = [n for n, p in before.items() if p not in touched]
     assert all(after[n] == before[n] for n in untouched)
@@ -1026,21 +945,21 @@ def test_retention_keeps_exactly_the_configured_days(world):
     assert lake.read("privacy.retention").where(F.col("run_date") == RUN_DATE).count() == 3
 
 
-def test_daily_dag_on_the_cluster_matches_the_local_run(world, cluster_run):
-    """Last in this module: waits for the DAG run that ``cluster_run`` started. Every task ran
-    its job through spark-submit on the cluster, and the lake it left equals the one this
+def test_daily_dag_on_the_cluster_matches_the_local_run(world, cluster_dag):
+    """Waits for the DAG run that started with the session (tests/cluster_dag.py). Every task
+    ran its job through spark-submit on the cluster, and the lake it left equals the one this
     module's in-process run left (snapshot taken before any later test changed it)."""
     from jobs.config import load_settings
     from jobs.pipeline import JOBS
 
-    code = cluster_run["proc"].wait(timeout=1800)
-    log = cluster_run["log"].read_text()[-3000:]
+    code = cluster_dag["proc"].wait(timeout=1800)
+    log = cluster_dag["log"].read_text()[-3000:]
     assert code == 0, log
-    result = json.loads(cluster_run["out"].read_text())
+    result = json.loads(cluster_dag["out"].read_text())
     assert result["state"] == "success", (result, log)
     assert set(result["tasks"]) == set(JOBS)
-    remote = Lake(world["lake"].spark, load_settings(cluster_run["conf"], environ={}))
-    local, cluster = cluster_run["local"], _snapshot(remote, [])
+    remote = Lake(world["lake"].spark, load_settings(cluster_dag["conf"], environ={}))
+    local, cluster = world["local_snapshot"], lake_snapshot(remote, [])
     assert local["silver"] > 0 and local["segments"] and local["exports"]
     assert cluster == local
     runs = remote.read("reports.runs").select("job").collect()

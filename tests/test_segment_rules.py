@@ -27,7 +27,17 @@ def write(tmp_path, text):
 
 def test_shipped_segments_load():
     segs = load_segments(ROOT / "conf" / "segments")
-    assert "browse_abandoners_winter_coats" in segs and len(segs) >= 7
+    assert set(segs) == {
+        "browse_abandoners_winter_coats",
+        "recent_visitors",
+        "cart_abandoners",
+        "winter_coat_buyers",
+        "high_value_customers",
+        "lapsing_customers",
+        "new_visitors",
+        "app_only_users",
+        "email_engaged",
+    }
 
 
 @pytest.mark.parametrize(

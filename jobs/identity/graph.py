@@ -10,16 +10,7 @@ from itertools import combinations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-EVENT_IDENTIFIERS = {  # silver.events column -> node type
-    "anonymous_id": "cookie",
-    "alt_anonymous_id": "cookie",  # an alias call's previousId, Snowplow's network_userid
-    "device_id": "device",
-    "advertising_id": "device",  # IDFA / GAID; the native format's device_id is one
-    "user_id": "user",
-    "email_sha256": "email",
-    "phone_sha256": "phone",
-}
-CRM_IDENTIFIERS = {"customer_id": "crm", "email_sha256": "email", "phone_sha256": "phone"}
+from jobs.vocabulary import CRM_IDENTIFIERS, EVENT_IDENTIFIERS
 
 
 def node(id_type: str, column: str):

@@ -9,9 +9,10 @@ from pyspark.sql import functions as F
 
 from jobs.cache import Keep
 from jobs.identity.components import PROPAGATION_SUPERSTEPS
-from jobs.identity.graph import EVENT_IDENTIFIERS, endpoints, node, node_type
+from jobs.identity.graph import endpoints, node, node_type
 from jobs.identity.split import over_limit, split_over_limits
 from jobs.identity.stable_ids import assign_ids
+from jobs.vocabulary import EVENT_IDENTIFIERS
 
 
 @dataclass(frozen=True)

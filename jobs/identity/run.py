@@ -12,6 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cached_property
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -190,7 +191,7 @@ class _Day:
     def incremental(self) -> bool:
         return bool(self.state)
 
-    @property
+    @cached_property  # hashes the blocked emails once per run
     def blocked(self) -> list[str]:
         return blocked_nodes(self.s.blocked_emails) if self.s.guards_enabled else []
 

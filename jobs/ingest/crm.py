@@ -24,6 +24,7 @@ from jobs.ingest.normalise import (
     phone_hashes,
     sha256_hex,
 )
+from jobs.vocabulary import HASH_COLUMNS, NAME_HASHES
 
 CORE_FIELDS = [
     "customer_id",
@@ -194,15 +195,8 @@ def split_crm(bronze: DataFrame) -> tuple[DataFrame, DataFrame]:
         .where("_n = 1")
         .select(
             F.trim("customer_id").alias("customer_id"),
-            "email_sha256",
-            "email_google_sha256",
-            "email_uid2_sha256",
-            "phone_sha256",
-            "phone_digits_sha256",
-            "first_name_sha256",
-            "last_name_sha256",
-            "first_name_meta_sha256",
-            "last_name_meta_sha256",
+            *HASH_COLUMNS,
+            *NAME_HASHES,
             "country",
             "zip",
             *DETAIL_COLS,

@@ -16,15 +16,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StringType, StructField, StructType
 
 from jobs.ingest.formats import native
-from jobs.ingest.formats.common import (
-    HASH_COLUMNS,
-    ITEM_SCHEMA,
-    NAME_HASHES,
-    mask_pii,
-)
+from jobs.ingest.formats.common import ITEM_SCHEMA
 from jobs.ingest.formats.native import NATIVE_FIELDS
-
-__all__ = ["HASH_COLUMNS", "mask_pii"]
+from jobs.vocabulary import EVENT_IDENTIFIERS, HASH_COLUMNS, NAME_HASHES
 
 RAW_FIELDS = NATIVE_FIELDS  # the native format's fields (README, "Event schema")
 RAW_SCHEMA = StructType([StructField(f, StringType()) for f in RAW_FIELDS])
@@ -52,15 +46,7 @@ EVENT_TYPES = [
 ]
 CHANNELS = ["web", "app", "email", "server"]
 EMAIL_TYPES = ["email_open", "email_click"]
-IDENTIFIER_COLUMNS = [
-    "anonymous_id",
-    "alt_anonymous_id",
-    "device_id",
-    "advertising_id",
-    "user_id",
-    "email_sha256",
-    "phone_sha256",
-]
+IDENTIFIER_COLUMNS = list(EVENT_IDENTIFIERS)
 EARLIEST_EVENT = "2000-01-01"  # anything older is a broken clock, not a late event
 DT = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 # a bot pattern that is a plain word (no regex syntax) is matched as a substring

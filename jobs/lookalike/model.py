@@ -176,8 +176,8 @@ def _uniform(column: str, seed: int):
 
 
 def _labelled(feats: DataFrame, seeds: DataFrame, min_seed: int):
-    """-> (the seeds' features, everyone else's, the seed's size); a seed under ``min_seed``
-    or a population that is all seed is an error."""
+    """-> (the seeds' features, everyone else's, the seed's size, the others' number); a seed
+    under ``min_seed`` or a population that is all seed is an error."""
     seeds = seeds.select("person_id").distinct()
     n_seed = seeds.count()
     if n_seed < min_seed:
@@ -189,20 +189,22 @@ def _labelled(feats: DataFrame, seeds: DataFrame, min_seed: int):
         0.0, ["label"]
     )
     unl = labelled.where("label = 0")
-    if unl.limit(1).count() == 0:
+    n_unl = unl.count()
+    if n_unl == 0:
         raise LookalikeError(
             "everyone with a profile is in the seed: nobody to learn the difference from or to "
             "reach"
         )
-    return labelled.where("label = 1"), unl, n_seed
+    return labelled.where("label = 1"), unl, n_seed, n_unl
 
 
-def _split(pos: DataFrame, unl: DataFrame, n_seed: int, la) -> dict[str, DataFrame]:
+def _split(pos: DataFrame, unl: DataFrame, sizes: tuple[int, int], la) -> dict[str, DataFrame]:
     """Train / validation (model choice) / hold-out (the reported numbers) of the seeds and of
     a sample of the unlabelled. Sampling and splits hash the person id with the seed: the same
     people land in the same split whatever the partitioning (randomSplit and sample depend
     on it)."""
-    frac = min(1.0, la.unlabelled_ratio * n_seed / unl.count())
+    n_seed, n_unl = sizes
+    frac = min(1.0, la.unlabelled_ratio * n_seed / n_unl)
     u = _uniform("person_id", la.seed)
     unl_sample = unl.where(_uniform("person_id", la.seed + 1) < frac)
     fit_cut, val_cut = 1 - la.holdout_fraction * 1.5, 1 - la.holdout_fraction
@@ -292,8 +294,8 @@ def fit_and_score(feats: DataFrame, seeds: DataFrame, la) -> LookalikeResult:
     sample of everyone else, the better of the candidates on validation, every eligible
     person scored and bucketed by reach, and the hold-out evaluation beside the baseline."""
     t0 = time.monotonic()
-    pos, unl, n_seed = _labelled(feats, seeds, la.min_seed_size)
-    split = _split(pos, unl, n_seed, la)
+    pos, unl, n_seed, n_unl = _labelled(feats, seeds, la.min_seed_size)
+    split = _split(pos, unl, (n_seed, n_unl), la)
     with cached() as keep:  # the training rows and the held-out seeds
         model, chosen, centre, evaluation = _choose(feats, split, la, keep)
         t1 = time.monotonic()

@@ -21,10 +21,9 @@ from pyspark.sql.types import StringType, StructField, StructType
 from jobs.activation.files import MANIFEST, SUCCESS, publish, unique_names
 from jobs.identity.resolve import attribute_events
 from jobs.lake import Lake
-from jobs.profiles.identifiers import EMAIL_COLS, PHONE_COLS
 from jobs.storage import hadoop_fs, read_text
+from jobs.vocabulary import HASH_COLUMNS
 
-HASH_COLS = [*EMAIL_COLS, *PHONE_COLS]
 DEVICE_COLS = ["device_id", "advertising_id"]
 
 
@@ -51,7 +50,7 @@ def identifying_values(lake: Lake, pids: list[str], ids: dict[str, list[str]]) -
         lake.read("identity.person_map"),
         lake.settings.identity.link_types,
     ).where(F.col("person_id").isin(pids))
-    frames = [_values(events, HASH_COLS, DEVICE_COLS)]
+    frames = [_values(events, HASH_COLUMNS, DEVICE_COLS)]
     if lake.exists("silver.crm"):
         pm = lake.read("identity.person_map").where(
             F.col("person_id").isin(pids) & (F.col("id_type") == "crm")
@@ -59,7 +58,7 @@ def identifying_values(lake: Lake, pids: list[str], ids: dict[str, list[str]]) -
         crm = lake.read("silver.crm").join(
             pm.select(F.col("id_value").alias("customer_id")), "customer_id", "left_semi"
         )
-        frames.append(_values(crm, HASH_COLS, []))
+        frames.append(_values(crm, HASH_COLUMNS, []))
         customers |= {r[0] for r in pm.select("id_value").collect()}
     found = reduce(DataFrame.unionByName, frames).collect()
     hashes = {r["v"] for r in found if r["k"] == "h"}

@@ -15,7 +15,7 @@ from functools import reduce
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from jobs.identity.graph import EVENT_IDENTIFIERS, blocked_email_hashes
+from jobs.identity.graph import blocked_email_hashes
 from jobs.identity.resolve import attribute_events
 from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.lake import TABLES, Lake, per_table
@@ -23,19 +23,12 @@ from jobs.privacy.audiences import candidate_folders, erase_audience_files, iden
 from jobs.privacy.raw_files import MIN_FREE_TEXT_MATCH, contains_any, erase_raw
 from jobs.profiles.identifiers import person_identifiers
 from jobs.report import JobReport
+from jobs.vocabulary import EVENT_IDENTIFIERS, ID_TYPES
 
-ID_TYPES = {  # identifier type -> the column that holds it in events, CRM and identity tables
-    "cookie": "anonymous_id",
-    "device": "device_id",
-    "user": "user_id",
-    "email": "email_sha256",
-    "phone": "phone_sha256",
-    "crm": "customer_id",
-}
 # every column that holds an identifier of a type (events hold two of some types)
 ID_COLUMNS = {
     **{c: t for t, c in ID_TYPES.items()},
-    **{c: t for c, t in EVENT_IDENTIFIERS.items()},
+    **EVENT_IDENTIFIERS,
 }
 PERSON_COLUMNS = ("person_id", "old_person_id", "new_person_id")
 NODE_COLUMNS = ("node", "src", "dst")

@@ -19,18 +19,10 @@ from jobs.ingest.formats.common import CARRY
 from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.ingest.sources import Source, sources
 from jobs.storage import first_line, hadoop_fs
+from jobs.vocabulary import EVENT_IDENTIFIERS
 
 MIN_FREE_TEXT_MATCH = 8  # shorter ids are matched only as whole fields, never inside text
 LINE = CARRY + "line"  # the line (or Parquet row) as it is in the file
-ID_FIELDS = {  # bronze column -> identifier type
-    "anonymous_id": "cookie",
-    "alt_anonymous_id": "cookie",
-    "device_id": "device",
-    "advertising_id": "device",
-    "user_id": "user",
-    "email_sha256": "email",
-    "phone_sha256": "phone",
-}
 
 
 def contains_any(col: Column, values: list[str]) -> Column:
@@ -50,7 +42,7 @@ def event_matches(ids: dict[str, list[str]]) -> Column:
     field equal to one of theirs, or, for a line that could not be parsed, one of their ids
     inside its text."""
     cond = F.lit(False)
-    for column, kind in ID_FIELDS.items():
+    for column, kind in EVENT_IDENTIFIERS.items():
         if ids.get(kind):
             cond = cond | F.coalesce(F.col(column).isin(ids[kind]), F.lit(False))
     unparsed = F.col("unparsed_line").isNotNull()

@@ -12,22 +12,15 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from jobs.ingest.crm import DETAIL_COLS
+from jobs.vocabulary import EMAIL_HASHES, HASH_COLUMNS, NAME_HASHES, PHONE_HASHES
 
-EMAIL_COLS = ["email_sha256", "email_google_sha256", "email_uid2_sha256"]
-PHONE_COLS = ["phone_sha256", "phone_digits_sha256"]
-NAME_COLS = [
-    "first_name_sha256",
-    "last_name_sha256",
-    "first_name_meta_sha256",
-    "last_name_meta_sha256",
-]
 EVENT_COUNTRY = "identifiers_event_country"  # apart from the profile's own event_country
-EVENT_NAME_COLS = [f"identifiers_event_{n}" for n in NAME_COLS]  # names an identify call gave
+EVENT_NAME_COLS = [f"identifiers_event_{n}" for n in NAME_HASHES]  # names an identify call gave
 # every email / phone (all its hash forms) a person's events showed
 EVENT_EMAILS, EVENT_PHONES = "identifiers_event_emails", "identifiers_event_phones"
 EVENT_ID_COLS = [
-    *EMAIL_COLS,
-    *PHONE_COLS,
+    *EMAIL_HASHES,
+    *PHONE_HASHES,
     "device_id",
     EVENT_COUNTRY,
     *EVENT_NAME_COLS,
@@ -37,9 +30,9 @@ EVENT_ID_COLS = [
 # ``emails`` / ``phones``: every one known, the latest (the single columns) first
 IDENTIFIER_COLS = [
     "person_id",
-    *EMAIL_COLS,
-    *PHONE_COLS,
-    *NAME_COLS,
+    *EMAIL_HASHES,
+    *PHONE_HASHES,
+    *NAME_HASHES,
     "country",
     "zip",
     *DETAIL_COLS,
@@ -64,10 +57,10 @@ def advertising_id(columns: list[str]) -> Column:
 
 def _event_names(columns: list[str], latest) -> list[Column]:
     """The name hashes of the latest event that gave a name (an identify call's traits)."""
-    if not all(n in columns for n in NAME_COLS):
+    if not all(n in columns for n in NAME_HASHES):
         return [F.lit(None).cast("string").alias(a) for a in EVENT_NAME_COLS]
-    key = F.coalesce(F.col(NAME_COLS[0]), F.col(NAME_COLS[1]))
-    return [latest(n, key, a) for n, a in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)]
+    key = F.coalesce(F.col(NAME_HASHES[0]), F.col(NAME_HASHES[1]))
+    return [latest(n, key, a) for n, a in zip(NAME_HASHES, EVENT_NAME_COLS, strict=True)]
 
 
 def identifier_aggregates(blocked_email_hashes: list[str], columns: list[str]) -> list[Column]:
@@ -88,25 +81,25 @@ def identifier_aggregates(blocked_email_hashes: list[str], columns: list[str]) -
         return F.max_by(value, order).alias(name or value)
 
     return [
-        *[latest(col, "email_sha256") for col in EMAIL_COLS],
-        *[latest(col, "phone_sha256") for col in PHONE_COLS],
+        *[latest(col, "email_sha256") for col in EMAIL_HASHES],
+        *[latest(col, "phone_sha256") for col in PHONE_HASHES],
         latest(advertising_id(columns), advertising_id(columns), "device_id"),
         *_event_names(columns, latest),
         F.max_by(
             "country", F.when(usable, F.struct(c("event_ts"), F.coalesce("country", F.lit(""))))
         ).alias(EVENT_COUNTRY),
-        _every(usable, EMAIL_COLS, EVENT_EMAILS),
-        _every(usable, PHONE_COLS, EVENT_PHONES),
+        _every(usable, EMAIL_HASHES, EVENT_EMAILS),
+        _every(usable, PHONE_HASHES, EVENT_PHONES),
     ]
 
 
-def _every(usable: Column, cols: list[str], name: str) -> Column:
+def _every(usable: Column, cols: tuple[str, ...], name: str) -> Column:
     """The distinct (hash forms of an) email or phone of the usable events, sorted."""
     forms = F.when(usable & F.col(cols[0]).isNotNull(), F.struct(*cols))
     return F.array_sort(F.collect_set(forms)).alias(name)
 
 
-def _latest_first(cols: list[str], latest: list[Column], sets: list[Column]) -> Column:
+def _latest_first(cols: tuple[str, ...], latest: list[Column], sets: list[Column]) -> Column:
     """The latest one (``latest``: its columns ``cols``), then the others of ``sets``, sorted."""
     first = latest[0]
     struct = F.struct(*[v.alias(c) for c, v in zip(cols, latest, strict=True)])
@@ -124,19 +117,19 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
     if crm is None:
         return event_ids.select(
             "person_id",
-            *EMAIL_COLS,
-            *PHONE_COLS,
-            *[c(e).alias(n) for n, e in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)],
+            *EMAIL_HASHES,
+            *PHONE_HASHES,
+            *[c(e).alias(n) for n, e in zip(NAME_HASHES, EVENT_NAME_COLS, strict=True)],
             c(EVENT_COUNTRY).alias("country"),
             *[
                 F.lit(None).cast("string").alias(col)
                 for col in ["zip", *DETAIL_COLS, "customer_id"]
             ],
             "device_id",
-            _latest_first(EMAIL_COLS, [c(x) for x in EMAIL_COLS], [c(EVENT_EMAILS)]).alias(
+            _latest_first(EMAIL_HASHES, [c(x) for x in EMAIL_HASHES], [c(EVENT_EMAILS)]).alias(
                 "emails"
             ),
-            _latest_first(PHONE_COLS, [c(x) for x in PHONE_COLS], [c(EVENT_PHONES)]).alias(
+            _latest_first(PHONE_HASHES, [c(x) for x in PHONE_HASHES], [c(EVENT_PHONES)]).alias(
                 "phones"
             ),
         )
@@ -150,21 +143,21 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
         .agg(
             *[
                 F.max_by(col, "updated_at").alias(f"crm_{col}")
-                for col in EMAIL_COLS + PHONE_COLS + NAME_COLS + ["country", "zip", *DETAIL_COLS]
+                for col in [*HASH_COLUMNS, *NAME_HASHES, "country", "zip", *DETAIL_COLS]
             ],
             F.max_by("customer_id", F.struct("updated_at", "customer_id")).alias("crm_customer_id"),
-            _every(F.lit(True), EMAIL_COLS, "crm_emails"),
-            _every(F.lit(True), PHONE_COLS, "crm_phones"),
+            _every(F.lit(True), EMAIL_HASHES, "crm_emails"),
+            _every(F.lit(True), PHONE_HASHES, "crm_phones"),
         )
     )
     out = event_ids.join(crm_p, "person_id", "full")
     out = out.select(
         "*",
-        *[F.coalesce(col, f"crm_{col}").alias(f"_{col}") for col in EMAIL_COLS + PHONE_COLS],
+        *[F.coalesce(col, f"crm_{col}").alias(f"_{col}") for col in EMAIL_HASHES + PHONE_HASHES],
     )
     return out.select(
         "person_id",
-        *[c(f"_{col}").alias(col) for col in EMAIL_COLS + PHONE_COLS],
+        *[c(f"_{col}").alias(col) for col in EMAIL_HASHES + PHONE_HASHES],
         # a CRM record's names, else those of the latest identify call
         *[
             F.when(
@@ -173,16 +166,16 @@ def with_crm(event_ids: DataFrame, person_map: DataFrame, crm: DataFrame | None)
             )
             .otherwise(c(e))
             .alias(col)
-            for col, e in zip(NAME_COLS, EVENT_NAME_COLS, strict=True)
+            for col, e in zip(NAME_HASHES, EVENT_NAME_COLS, strict=True)
         ],
         F.coalesce("crm_country", EVENT_COUNTRY).alias("country"),
         *[c(f"crm_{col}").alias(col) for col in ["zip", *DETAIL_COLS, "customer_id"]],
         "device_id",
         _latest_first(
-            EMAIL_COLS, [c(f"_{x}") for x in EMAIL_COLS], [c(EVENT_EMAILS), c("crm_emails")]
+            EMAIL_HASHES, [c(f"_{x}") for x in EMAIL_HASHES], [c(EVENT_EMAILS), c("crm_emails")]
         ).alias("emails"),
         _latest_first(
-            PHONE_COLS, [c(f"_{x}") for x in PHONE_COLS], [c(EVENT_PHONES), c("crm_phones")]
+            PHONE_HASHES, [c(f"_{x}") for x in PHONE_HASHES], [c(EVENT_PHONES), c("crm_phones")]
         ).alias("phones"),
     )
 
@@ -197,7 +190,7 @@ def with_lists(ids: DataFrame) -> DataFrame:
     """``emails`` / ``phones`` made of the single columns where a frame has no lists, and
     the CRM's detail columns as nulls where it has none (a table written before them)."""
     ids = _with_columns(ids, [*DETAIL_COLS, "customer_id"])
-    for name, cols in (("emails", EMAIL_COLS), ("phones", PHONE_COLS)):
+    for name, cols in (("emails", EMAIL_HASHES), ("phones", PHONE_HASHES)):
         if name not in ids.columns:
             present = [F.col(c) if c in ids.columns else F.lit(None).cast("string") for c in cols]
             one = F.struct(*[v.alias(c) for c, v in zip(cols, present, strict=True)])

@@ -9,8 +9,8 @@ from datetime import date, timedelta
 import great_expectations as gx
 
 from jobs.ingest.events import CHANNELS
-from jobs.ingest.formats.common import HASH_COLUMNS, NAME_HASHES
 from jobs.ingest.normalise import SHA256_HEX
+from jobs.vocabulary import HASH_COLUMNS, NAME_HASHES
 
 HASHED = [*HASH_COLUMNS, *NAME_HASHES]
 

@@ -60,15 +60,6 @@ EVENT_FIELDS = [
     "ad_consent",
     "items",
 ]
-EMAIL_HASHES = ["email_sha256", "email_google_sha256", "email_uid2_sha256"]
-PHONE_HASHES = ["phone_sha256", "phone_digits_sha256"]
-HASH_COLUMNS = [*EMAIL_HASHES, *PHONE_HASHES]
-NAME_HASHES = [
-    "first_name_sha256",
-    "last_name_sha256",
-    "first_name_meta_sha256",
-    "last_name_meta_sha256",
-]
 ITEM_SCHEMA = "array<struct<product_id:string,category:string,price:string,quantity:string>>"
 EMAIL_LIKE = r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"
 PHONE_LIKE = r"\+?[0-9][0-9 ()\-]{7,}[0-9]"
