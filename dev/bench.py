@@ -355,7 +355,8 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}" if b else "-"
 
 
-def _markdown(results, days, scales, peak_mb) -> str:
+def _cold(results, days, scales) -> list[str]:
+    """The header and the cold pipeline's table."""
     lines = [
         "# Benchmarks",
         "",
@@ -392,7 +393,12 @@ def _markdown(results, days, scales, peak_mb) -> str:
             f"Growth from the smallest to the largest scale: events x"
             f"{b['events'] / a['events']:.1f}, time x{b['total_s'] / a['total_s']:.1f}.",
         ]
-    lines += [
+    return lines
+
+
+def _daily(results) -> list[str]:
+    """The daily run's table and incremental identity against a rebuild."""
+    lines = [
         "",
         "## The daily run (one new day) and incremental identity",
         "",
@@ -420,7 +426,12 @@ def _markdown(results, days, scales, peak_mb) -> str:
             f"{r['identity_recomputed']:,} of {r['identity_nodes']:,} | "
             f"{'yes' if r['identity_same'] else 'NO'} |"
         )
-    lines += [
+    return lines
+
+
+def _lookalike(results) -> list[str]:
+    """The lookalike models of the daily run."""
+    lines = [
         "",
         "## Lookalike model (daily run)",
         "",
@@ -442,7 +453,12 @@ def _markdown(results, days, scales, peak_mb) -> str:
                 f"{la.get('recall_at_10pct', 0):.2f} | "
                 f"{la.get('baseline_recall_at_10pct', 0):.2f} |"
             )
-    lines += [
+    return lines
+
+
+def _components(results) -> list[str]:
+    """This project's connected components against networkx."""
+    lines = [
         "",
         "## Connected components on the identity graph",
         "",
@@ -460,7 +476,12 @@ def _markdown(results, days, scales, peak_mb) -> str:
             f"| {r['people']:,} | {c['nodes']:,} | {c['edges']:,} | {c['ours_s']:.1f}s | "
             f"{c['networkx_s']:.1f}s | {'yes' if c['agree'] else 'NO'} |"
         )
-    lines += [
+    return lines
+
+
+def _profiles(results) -> list[str]:
+    """The profile aggregation in Spark and in DuckDB."""
+    lines = [
         "",
         "## Profile aggregation: Spark vs DuckDB on the same Parquet",
         "",
@@ -482,7 +503,12 @@ def _markdown(results, days, scales, peak_mb) -> str:
             f"| {_ratio(p['spark_s'], p['duckdb_s'])} "
             f"| {_ratio(p['spark_first_s'], p['duckdb_first_s'])} | {p['differ']} |"
         )
-    lines += [
+    return lines
+
+
+def _memory(results, peak_mb) -> list[str]:
+    """Peak memory, and why GraphFrames is not compared."""
+    lines = [
         "",
         "## Memory",
         "",
@@ -497,4 +523,15 @@ def _markdown(results, days, scales, peak_mb) -> str:
         'the engine GraphFrames offers as `algorithm="graphx"`.',
         "",
     ]
-    return "\n".join(lines)
+    return lines
+
+
+def _markdown(results, days, scales, peak_mb) -> str:
+    return "\n".join(
+        _cold(results, days, scales)
+        + _daily(results)
+        + _lookalike(results)
+        + _components(results)
+        + _profiles(results)
+        + _memory(results, peak_mb)
+    )

@@ -187,7 +187,7 @@ class IdentitySettings(_Strict):
 class LookalikeSettings(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,99}$")
     seed_segment: str
-    reach_percents: list[float] = Field(default_factory=lambda: [1.0, 5.0, 10.0])
+    reach_percents: list[float] = Field(default_factory=lambda: [1.0, 5.0, 10.0], min_length=1)
     min_seed_size: int = Field(100, ge=1)
     holdout_fraction: float = Field(0.2, gt=0, lt=1)
     unlabelled_ratio: float = Field(5.0, gt=0)

@@ -34,6 +34,14 @@ PERSON_COLUMNS = ("person_id", "old_person_id", "new_person_id")
 NODE_COLUMNS = ("node", "src", "dst")
 TEXT_COLUMNS = ("unparsed_line", "detail")  # free text that may quote an identifier
 REDACT_TABLES = ("identity.report", "reports.runs", "quality.results")  # aggregates: redact
+# the audit row's counts the job's report repeats
+REPORTED = (
+    "raw_files_rewritten",
+    "raw_lines_removed",
+    "removals_queued",
+    "audience_folders_rewritten",
+    "audience_rows_removed",
+)
 
 
 class ErasureError(ValueError):
@@ -364,14 +372,6 @@ def erase(
     # merge_schema: a lake whose erasures table predates the audience columns
     lake.append(lake.spark.createDataFrame([audit]), "privacy.erasures", merge_schema=True)
     report.written.update({f"deleted {t}": n for t, n in deleted.items()})
-    report.facts.update(
-        {
-            "erasure id": erasure_id,
-            "raw files rewritten": files,
-            "raw lines removed": lines,
-            "removals queued": queued,
-            "audience folders rewritten": folders,
-            "audience rows removed": audience_rows,
-        }
-    )
+    report.facts["erasure id"] = erasure_id
+    report.facts.update({k.replace("_", " "): audit[k] for k in REPORTED})
     return audit
