@@ -31,7 +31,14 @@ RUN_DATE = "2026-11-10"
 # the web through Segment's S3 logs, the app through Snowplow's enriched events, email native
 FORMATS = parse_formats("mix")
 CLUSTER_TEST = "test_daily_dag_on_the_cluster_matches_the_local_run"
+# JVMs that live a minute on a few hundred rows (the DAG's tasks, the crash test's jobs): the C2
+# compiler would only compete for the two cores
 SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1"
+
+
+def cluster_test_selected(session) -> bool:
+    """Whether this pytest session runs the cluster comparison."""
+    return any(item.name == CLUSTER_TEST for item in session.items)
 
 
 def generate_world(landing: Path) -> dict:

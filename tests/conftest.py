@@ -19,9 +19,6 @@ TEST_CONF = Path(__file__).parent / "conf" / "dmp-test.yaml"
 ROOT = Path(__file__).resolve().parent.parent
 
 
-SHORT_JVM_OPTS = "-XX:TieredStopAtLevel=1"  # tests/cluster_dag.py holds the same for its JVMs
-
-
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -90,6 +87,7 @@ def settings(workdir):
 @pytest.fixture(scope="session")
 def spark(settings):
     from jobs.session import get_spark
+    from tests.cluster_dag import SHORT_JVM_OPTS
 
     session = get_spark(settings, app_name="dmp-tests")
     # JVMs the suite starts after this one (the killed and rerun jobs of the crash test, a
@@ -147,9 +145,9 @@ def cluster_dag(request, settings, tmp_path_factory):
     """The real daily DAG on the standalone cluster (tests/cluster_dag.py), started as the
     session begins when its test is selected, so that its minutes of cold JVMs overlap the whole
     suite; the test waits for it and compares. Stopped at the end if the test did not wait."""
-    from tests.cluster_dag import CLUSTER_TEST, start_daily_dag
+    from tests.cluster_dag import cluster_test_selected, start_daily_dag
 
-    if not any(item.name == CLUSTER_TEST for item in request.session.items):
+    if not cluster_test_selected(request.session):
         yield None
         return
     cluster = request.getfixturevalue("spark_cluster")

@@ -35,8 +35,8 @@ from jobs.lake import Lake
 from jobs.pipeline import run_pipeline
 
 from .cluster_dag import (
-    CLUSTER_TEST,
     RUN_DATE,
+    cluster_test_selected,
     generate_world,
     lake_snapshot,
     with_world_sources,
@@ -53,7 +53,7 @@ def world(request, settings, spark, workdir):
     lake = Lake(spark, settings)
     reports = {r.job: r for r in run_pipeline(lake, RUN_DATE)}
     local = None
-    if any(item.name == CLUSTER_TEST for item in request.session.items):
+    if cluster_test_selected(request.session):
         from jobs.lookalike.published import segment_name
 
         # the lake as the in-process run left it, before any later test here changes it; the
