@@ -241,19 +241,23 @@ class _World:
     households: dict[int, dict] = field(default_factory=dict)  # -> first member's record
 
 
+def _next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
 def _deliver(w: _World, e: dict, shard: int, rng: random.Random) -> int:
     """Writes one event as its collector would deliver it: sometimes a day late, sometimes
     twice, now and then with a malformed line beside it -> the lines it became."""
     summary = w.truth.summary
     dt = e["event_ts"][:10]
     if dt < w.last and rng.random() < LATE_RATE:
-        dt = (date.fromisoformat(dt) + timedelta(days=1)).isoformat()
+        dt = _next_day(dt)
         summary["late_events"] += 1
     lines = w.files.lines(e, dt)
     w.files.write(e, dt, shard, lines)
     summary["lines"] += len(lines)
-    if rng.random() < DUPLICATE_RATE:
-        redelivery = dt if dt == w.last or rng.random() < 0.5 else w.last
+    if rng.random() < DUPLICATE_RATE:  # a collector's retry: the same day or the next
+        redelivery = dt if dt == w.last or rng.random() < 0.5 else _next_day(dt)
         w.files.write(e, redelivery, shard, lines)  # the same message, delivered again
         summary["duplicate_deliveries"] += len(lines)
         summary["lines"] += len(lines)

@@ -23,7 +23,7 @@ from jobs.ingest.crm import (
     header_schema,
     split_crm,
 )
-from jobs.ingest.events import busy_cookie_days, split_bronze
+from jobs.ingest.events import busy_cookie_days, event_days, split_bronze
 from jobs.ingest.files import check_files
 from jobs.ingest.formats import parse, snowplow
 from jobs.ingest.formats.spec import SESSIONLESS
@@ -37,11 +37,25 @@ def _add(d: dict[str, int], key: str, n: int) -> None:
     d[key] = d.get(key, 0) + n
 
 
-def _merge_insert_new(lake: Lake, df: DataFrame, table: str, on: str) -> int:
+def _in_days(column: str, days: list[str]) -> str:
+    """A predicate on a date partition column: Delta reads only those days' files."""
+    if not days:
+        return "false"
+    dates = ", ".join(f"DATE'{d}'" for d in days)
+    return f"{column} IN ({dates})"
+
+
+def _merge_insert_new(lake: Lake, df: DataFrame, days: list[str]) -> int:
+    """Insert the events silver does not have yet (by event id and date), reading only the
+    partitions of ``days``, the days ``df``'s events fall on: a day's merge costs what the day
+    brings, not what history holds."""
+    table = "silver.events"
     if not lake.exists(table):
         lake.append(df, table)
         return lake.last_write_rows(table)
     target = lake.merge_target(table, df)
+    same = "t.event_id = s.event_id AND t.event_date = s.event_date"
+    on = f"{_in_days('t.event_date', days)} AND {same}"
     merge = target.alias("t").merge(df.alias("s"), on).whenNotMatchedInsertAll()
     if set(df.columns) - set(target.toDF().columns):  # a lake from before a column was added
         merge = merge.withSchemaEvolution()
@@ -178,7 +192,9 @@ def _fewer_partitions(lines: DataFrame, total_bytes: int) -> DataFrame:
     return lines
 
 
-def _new_lines(lake: Lake, bronze: DataFrame, inserted: int, exploded: bool) -> int:
+def _new_lines(
+    lake: Lake, bronze: DataFrame, inserted: int, exploded: bool, days: list[str]
+) -> int:
     """Lines of the batch that made new silver events. A message listing several products
     makes several rows: then the batch's first rows are counted in silver (its rows carry the
     batch's bronze time, and only its new files have it)."""
@@ -187,7 +203,8 @@ def _new_lines(lake: Lake, bronze: DataFrame, inserted: int, exploded: bool) -> 
     stamp = bronze.agg(F.max("ingested_at")).first()[0]
     if stamp is None:
         return 0
-    mine = lake.read("silver.events").where(F.col("ingested_at") == F.lit(stamp))
+    silver = lake.read("silver.events").where(_in_days("event_date", days))
+    mine = silver.where(F.col("ingested_at") == F.lit(stamp))
     return mine.where(F.coalesce(F.col("line_item"), F.lit(1)) == 1).count()
 
 
@@ -250,16 +267,15 @@ def _ingest_batch(
             r["reason"]: r["n"]
             for r in quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()
         }
-        inserted = _merge_insert_new(
-            lake, silver, "silver.events", "t.event_id = s.event_id AND t.event_date = s.event_date"
-        )
+        days = event_days(bronze)
+        inserted = _merge_insert_new(lake, silver, days)
         tally = _tally(ledger)
         if tally["unread"]:
             raise IngestConsistencyError(
                 f"{source.name} batch {batch_id}: {tally['unread']} lines counted in intact "
                 "files were not read: refusing to publish a partial batch"
             )
-        new = _new_lines(lake, bronze, inserted, source.format != "native")
+        new = _new_lines(lake, bronze, inserted, source.format != "native", days)
         counts = BatchCounts(tally["files"], tally["lines"] or 0, tally["bad_files"] or 0, new)
         _report_batch(report, source, batch_id, counts, by_reason, inserted)
         _warn_if_foreign(report, source, counts, by_reason, quarantine)
