@@ -179,6 +179,20 @@ def _bring_back(raw: str, aside: str) -> None:
     shutil.rmtree(aside)
 
 
+def settings_at(settings: Settings, root: str, lake: str = "lake") -> Settings:
+    """``settings`` with the landing zone at ``<root>/raw`` and the lake at ``<root>/<lake>``
+    (its audiences and reports beside it)."""
+    storage = settings.storage.model_copy(
+        update={
+            "raw_root": f"{root}/raw",
+            "lake_root": f"{root}/{lake}",
+            "audience_root": f"{root}/{lake}-audiences",
+            "reports_root": f"{root}/{lake}-reports",
+        }
+    )
+    return settings.model_copy(update={"storage": storage})
+
+
 def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: str) -> str:
     from jobs.generate import generate
     from jobs.lake import Lake
@@ -191,15 +205,7 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
     for people in people_scales:
         root = f"{base}/{people}"
         shutil.rmtree(root, ignore_errors=True)
-        storage = settings.storage.model_copy(
-            update={
-                "raw_root": f"{root}/raw",
-                "lake_root": f"{root}/lake",
-                "audience_root": f"{root}/audiences",
-                "reports_root": f"{root}/reports",
-            }
-        )
-        s = settings.model_copy(update={"storage": storage})
+        s = settings_at(settings, root)
         t0 = time.time()
         summary = generate(root, people, days, 42, date(2026, 11, 1), progress=say)
         t_gen = time.time() - t0

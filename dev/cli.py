@@ -13,6 +13,14 @@ from jobs.cli import run_command
 def cmd_bench(settings, args) -> None:
     from dev.bench import DEFAULT_DAYS, DEFAULT_PEOPLE, run_bench
 
+    if args.history:
+        from dev.history import DEFAULT_PEOPLE as HISTORY_PEOPLE
+        from dev.history import run_history_bench
+
+        histories = [int(x) for x in args.history.split(",")]
+        print(run_history_bench(settings, args.people or HISTORY_PEOPLE, histories, args.out))
+        return
+
     scales = [int(x) for x in (args.people or DEFAULT_PEOPLE).split(",")]
     print(run_bench(settings, scales, args.days or DEFAULT_DAYS, args.out))
 
@@ -38,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="time every stage at several scales -> BENCHMARKS.md")
     b.add_argument("--people", help="comma-separated scales (people); default: make bench's")
     b.add_argument("--days", type=int, help="days per scale; default: that of `make bench`")
+    b.add_argument(
+        "--history",
+        help="comma-separated history lengths (days): the daily run against the days the lake "
+        "holds, at one scale (--people, one number)",
+    )
     b.add_argument("--out", default="BENCHMARKS.md")
     c = sub.add_parser(
         "crash-test",
