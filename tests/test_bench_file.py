@@ -67,5 +67,5 @@ def test_the_history_table_divides_by_the_shortest_history_and_the_cold_run():
     text = history_markdown(1000, {"events": 91000}, results, cold)
     assert "| 14 | 100s | 1.00 | 0.17 |" in text  # 100 / 600
     assert "| 90 | 150s | 1.50 | 0.25 |" in text
-    assert "| Spark `text` (count) | 2.0s | 150.0 |" in text  # cold ingest 300 s / 2 s
-    assert "| DuckDB `read_json`, 2 threads (count) | 1.0s | 300.0 |" in text
+    assert "| Spark `text`, every line | 2.0s | 150.0 |" in text  # cold ingest 300 s / 2 s
+    assert "| DuckDB `read_json`, every native field as text, 2 threads | 1.0s | 300.0 |" in text
