@@ -17,6 +17,7 @@ import shutil
 import time
 from datetime import date, timedelta
 
+from dev.landing import bring_back_all, hold_out_after, settings_at
 from jobs.config import Settings
 from jobs.pipeline import JOBS
 from jobs.report import say
@@ -160,39 +161,6 @@ def _lookalike_numbers(lake, run_date: str) -> list[dict]:
     return [{"lookalike": r["lookalike"], **json.loads(r["metrics"])} for r in rows]
 
 
-def _hold_out_last_day(raw: str, day: str, sources: list[str]) -> str:
-    """Moves the last day's event files aside (the CRM export stays): the cold run sees the
-    days before, the daily run then gets one new day, as in production."""
-    aside = f"{raw}/../held-out"
-    for source in sources:
-        folder = f"{raw}/{source}/dt={day}"
-        if os.path.isdir(folder):
-            os.makedirs(f"{aside}/{source}", exist_ok=True)
-            shutil.move(folder, f"{aside}/{source}/dt={day}")
-    return aside
-
-
-def _bring_back(raw: str, aside: str) -> None:
-    for source in os.listdir(aside):
-        for day in os.listdir(f"{aside}/{source}"):
-            shutil.move(f"{aside}/{source}/{day}", f"{raw}/{source}/{day}")
-    shutil.rmtree(aside)
-
-
-def settings_at(settings: Settings, root: str, lake: str = "lake") -> Settings:
-    """``settings`` with the landing zone at ``<root>/raw`` and the lake at ``<root>/<lake>``
-    (its audiences and reports beside it)."""
-    storage = settings.storage.model_copy(
-        update={
-            "raw_root": f"{root}/raw",
-            "lake_root": f"{root}/{lake}",
-            "audience_root": f"{root}/{lake}-audiences",
-            "reports_root": f"{root}/{lake}-reports",
-        }
-    )
-    return settings.model_copy(update={"storage": storage})
-
-
 def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: str) -> str:
     from jobs.generate import generate
     from jobs.lake import Lake
@@ -213,11 +181,11 @@ def run_bench(settings: Settings, people_scales: list[int], days: int, out_md: s
         lake = Lake(spark, s)
         last = (date(2026, 11, 1) + timedelta(days=days - 1)).isoformat()
         before = (date(2026, 11, 1) + timedelta(days=days - 2)).isoformat()
-        aside = _hold_out_last_day(f"{root}/raw", last, [x.name for x in s.ingest.sources])
+        aside = hold_out_after(f"{root}/raw", before, [x.name for x in s.ingest.sources])
         t0 = time.time()
         reports = run_pipeline(lake, before)  # cold: every day but the last
         total = time.time() - t0
-        _bring_back(f"{root}/raw", aside)
+        bring_back_all(f"{root}/raw", aside)
         t0 = time.time()
         daily = run_pipeline(lake, last)  # the next day: incremental identity
         daily_total = time.time() - t0
@@ -306,13 +274,7 @@ def small_files(spark, settings: Settings, root: str) -> list[dict]:
     ):
         shutil.rmtree(root, ignore_errors=True)
         lines = write_small_files(f"{root}/raw", SMALL_FILES, LINES_PER_FILE)
-        storage = settings.storage.model_copy(
-            update={"raw_root": f"{root}/raw", "lake_root": f"{root}/lake"}
-        )
-        s = with_sources(
-            settings.model_copy(update={"storage": storage}),
-            [{"name": "web", "format": "segment"}],
-        )
+        s = with_sources(settings_at(settings, root), [{"name": "web", "format": "segment"}])
         s = s.model_copy(update={"ingest": s.ingest.model_copy(update=limits)})
         report = run_job(Lake(spark, s), "ingest", "2026-11-01")
         out.append(

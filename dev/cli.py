@@ -14,8 +14,8 @@ def cmd_bench(settings, args) -> None:
     from dev.bench import DEFAULT_DAYS, DEFAULT_PEOPLE, run_bench
 
     if args.history:
-        from dev.history import DEFAULT_PEOPLE as HISTORY_PEOPLE
-        from dev.history import run_history_bench
+        from dev.history_bench import DEFAULT_PEOPLE as HISTORY_PEOPLE
+        from dev.history_bench import run_history_bench
 
         histories = [int(x) for x in args.history.split(",")]
         print(run_history_bench(settings, args.people or HISTORY_PEOPLE, histories, args.out))

@@ -23,7 +23,7 @@ def test_a_first_run_or_a_file_without_the_marker_gets_the_marker(tmp_path):
 
 
 def test_the_history_section_is_replaced_between_its_markers_and_survives_the_bench(tmp_path):
-    from dev.history import BEGIN, END, write_section
+    from dev.history_bench import BEGIN, END, write_section
 
     out = tmp_path / "BENCHMARKS.md"
     out.write_text("# Benchmarks\n\n" + HAND_WRITTEN + "\n\n## By hand\n")
@@ -35,7 +35,7 @@ def test_the_history_section_is_replaced_between_its_markers_and_survives_the_be
 
 
 def test_holding_out_days_moves_exactly_the_later_event_folders_and_back(tmp_path):
-    from dev.history import bring_back_until, hold_out_after
+    from dev.landing import bring_back_until, hold_out_after
 
     raw = tmp_path / "raw"
     for source in ("web", "app"):
@@ -53,7 +53,7 @@ def test_holding_out_days_moves_exactly_the_later_event_folders_and_back(tmp_pat
 
 
 def test_the_history_table_divides_by_the_shortest_history_and_the_cold_run():
-    from dev.history import history_markdown
+    from dev.history_bench import history_markdown
 
     def run(total, lines=100):
         return {"total_s": total, "stages": {"ingest": total / 2}, "events": 90, "lines": lines}
@@ -62,7 +62,7 @@ def test_the_history_table_divides_by_the_shortest_history_and_the_cold_run():
         {"history": 14, "daily": run(100.0)},
         {"history": 90, "daily": run(150.0)},
     ]
-    readers = {"spark_text_s": 2.0, "spark_json_s": 4.0, "duckdb_json_s": 1.0}
+    readers = {"spark_text_s": 2.0, "spark_json_s": 4.0, "duckdb_json_s": 1.0, "lines": 9000}
     cold = {**run(600.0, 9000), "readers": readers}
     text = history_markdown(1000, {"events": 91000}, results, cold)
     assert "| 14 | 100s | 1.00 | 0.17 |" in text  # 100 / 600

@@ -68,15 +68,19 @@ def _parse_ts(col: Column) -> Column:
 
 
 def event_day(event_ts: Column) -> Column:
-    """The day of an event time as silver keeps it (``event_date``)."""
+    """The day of an event time as silver keeps it (``event_date``; ``split_bronze`` takes
+    the same day of the ``_ts`` it has parsed already)."""
     return F.to_date(_parse_ts(event_ts))
 
 
 def event_days(bronze: DataFrame) -> list[str]:
-    """Every day the silver rows of ``bronze`` can fall on (those of its quarantined rows too):
-    what a write of them into silver needs to read."""
-    days = bronze.select(event_day(F.col("event_ts")).alias("d")).where("d IS NOT NULL")
-    return sorted(r["d"].isoformat() for r in days.distinct().collect())
+    """Every day the silver rows of ``bronze`` can fall on: what a write of them into silver
+    needs to read. Days outside the plausible range (``quarantine_reason``) make no silver row,
+    and are left out (a year past 9999 is no Python date)."""
+    day = event_day(F.col("event_ts"))
+    plausible = day.between(F.lit(EARLIEST_EVENT).cast("date"), F.date_add(F.current_date(), 2))
+    days = bronze.select(F.date_format(day, "yyyy-MM-dd").alias("d")).where(plausible)
+    return sorted(r["d"] for r in days.distinct().collect())
 
 
 def typed_columns(bronze: DataFrame) -> DataFrame:
@@ -270,7 +274,7 @@ def split_bronze(
     busy = busy_cookie_days(bronze, max_per_day) if busy is None else busy
     if "source_name" not in bronze.columns:  # a bronze row from before sources were named
         bronze = bronze.withColumn("source_name", F.col("source"))
-    b = typed_columns(bronze).withColumn("_day", F.to_date("_ts"))
+    b = typed_columns(bronze).withColumn("_day", F.to_date("_ts"))  # = event_day(event_ts)
     b = b.join(F.broadcast(busy), ["anonymous_id", "_day"], "left")
     b = b.withColumn("reason", F.coalesce(quarantine_reason(b), bot_reason(ua_patterns)))
     silver = silver_rows(b.where(F.col("reason").isNull()), items)

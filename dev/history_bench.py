@@ -1,10 +1,12 @@
 """History-length benchmark: the same daily volume on lakes holding more and more days.
 
 One world is generated for the longest history plus one day, and kept (``data/bench/history-
-<people>-<days>``: a second run with the same parameters reuses it). One lake then grows through
+<people>-<days>``: a second run with the same parameters reuses it; delete it after changing the
+generator). One lake then grows through
 it: for each history length ``h``, a catch-up run brings the lake to day ``h`` and the daily run
-of day ``h + 1`` is timed, stage by stage. The world's people are active on any day with the same
-odds, so every daily run brings about the same number of events. Last, a cold run over the
+of day ``h + 1`` is timed, stage by stage. The world's people keep their odds of being active on
+a day from the first day to the last, so each daily run brings about the same number of events
+(the section shows each day's lines). Last, a cold run over the
 longest history on an empty lake, and one pass of Spark's and DuckDB's readers over its raw files
 (what ingest is measured against).
 
@@ -19,7 +21,7 @@ import shutil
 import time
 from datetime import date, timedelta
 
-from dev.bench import settings_at
+from dev.landing import bring_back_all, bring_back_until, hold_out_after, settings_at
 from jobs.config import Settings
 from jobs.pipeline import JOBS
 from jobs.report import say
@@ -51,25 +53,6 @@ def world(settings: Settings, people: int, days: int) -> tuple[str, dict]:
     with open(done, "w") as fh:
         json.dump(summary, fh)
     return root, summary
-
-
-def hold_out_after(raw: str, last: str, sources: list[str]) -> str:
-    """Moves every event folder of a day after ``last`` aside (the CRM export stays)."""
-    aside = f"{raw}/../held-out"
-    for source in sources:
-        for folder in sorted(os.listdir(f"{raw}/{source}")):
-            if folder.startswith("dt=") and folder[3:] > last:
-                os.makedirs(f"{aside}/{source}", exist_ok=True)
-                shutil.move(f"{raw}/{source}/{folder}", f"{aside}/{source}/{folder}")
-    return aside
-
-
-def bring_back_until(raw: str, aside: str, last: str) -> None:
-    """Returns the held-out folders of days up to ``last`` to the landing zone."""
-    for source in os.listdir(aside):
-        for folder in sorted(os.listdir(f"{aside}/{source}")):
-            if folder[3:] <= last:
-                shutil.move(f"{aside}/{source}/{folder}", f"{raw}/{source}/{folder}")
 
 
 def _timed_run(lake, run_date: str) -> dict:
@@ -139,8 +122,7 @@ def run_history_bench(settings: Settings, people: str, histories: list[int], out
         cold_lake = Lake(spark, settings_at(settings, root, "cold"))
         cold = _cold(cold_lake, day(start, histories[-1]), sources)
     finally:
-        bring_back_until(raw, aside, "9999")
-        shutil.rmtree(aside, ignore_errors=True)
+        bring_back_all(raw, aside)
     text = history_markdown(people, summary, results, cold)
     write_section(text, out_md)
     return text
@@ -217,7 +199,8 @@ def _readers(cold: dict) -> str:
     ingest = cold["stages"].get("ingest", 0)
     return "\n".join(
         [
-            "One pass of a reader over the same raw event files, against the cold run's ingest:",
+            f"One pass of a reader over the same raw event files ({r['lines']:,} lines), against "
+            "the cold run's ingest:",
             "",
             "| reader | seconds | ingest / reader |",
             "|---|---|---|",
@@ -239,8 +222,10 @@ def write_section(text: str, out_md: str) -> None:
     if os.path.exists(out_md):
         with open(out_md) as fh:
             old = fh.read()
-    if BEGIN in old and END in old:
-        new = old[: old.index(BEGIN)] + text.rstrip("\n") + old[old.index(END) + len(END) :]
+    begin = old.find(BEGIN)
+    end = old.find(END, begin) if begin >= 0 else -1
+    if end >= 0:
+        new = old[:begin] + text.rstrip("\n") + old[end + len(END) :]
     else:
         new = old.rstrip("\n") + "\n\n" + text
     with open(out_md + ".tmp", "w") as fh:
