@@ -73,14 +73,14 @@ def event_day(event_ts: Column) -> Column:
     return F.to_date(_parse_ts(event_ts))
 
 
-def event_days(bronze: DataFrame) -> list[str]:
-    """Every day the silver rows of ``bronze`` can fall on: what a write of them into silver
-    needs to read. Days outside the plausible range (``quarantine_reason``) make no silver row,
-    and are left out (a year past 9999 is no Python date)."""
-    day = event_day(F.col("event_ts"))
+def silver_day(event_ts: Column) -> Column:
+    """The day (``yyyy-MM-dd``) a line's silver row falls on, or null where the time makes no
+    silver row: unreadable, or outside the plausible range (``quarantine_reason``). Where a
+    batch's rows go in silver, known before they are split (a year past 9999 is left out too:
+    it is no Python date)."""
+    day = event_day(event_ts)
     plausible = day.between(F.lit(EARLIEST_EVENT).cast("date"), F.date_add(F.current_date(), 2))
-    days = bronze.select(F.date_format(day, "yyyy-MM-dd").alias("d")).where(plausible)
-    return sorted(r["d"] for r in days.distinct().collect())
+    return F.when(plausible, F.date_format(day, "yyyy-MM-dd"))
 
 
 def typed_columns(bronze: DataFrame) -> DataFrame:

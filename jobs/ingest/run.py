@@ -23,7 +23,7 @@ from jobs.ingest.crm import (
     header_schema,
     split_crm,
 )
-from jobs.ingest.events import busy_cookie_days, event_days, split_bronze
+from jobs.ingest.events import busy_cookie_days, silver_day, split_bronze
 from jobs.ingest.files import check_files
 from jobs.ingest.formats import parse, snowplow
 from jobs.ingest.formats.spec import SESSIONLESS
@@ -93,8 +93,13 @@ def _uri(col: str):
 
 
 def _file_rows(files: DataFrame, lines: DataFrame, source: str, batch_id: int) -> DataFrame:
-    """The per-file ledger: size, lines zlib counted, lines Spark read, and any file error."""
-    read = lines.groupBy("source_file").agg(F.count("*").alias("lines_read"))
+    """The per-file ledger: size, lines zlib counted, lines Spark read, and any file error;
+    and, not kept in the table, ``_days``: the days its lines' silver rows fall on (the same
+    pass over bronze finds both)."""
+    read = lines.groupBy("source_file").agg(
+        F.count("*").alias("lines_read"),
+        F.collect_set(silver_day(F.col("event_ts"))).alias("_days"),
+    )
     return (
         files.withColumn("source_file", _uri("source_file"))
         .join(read, "source_file", "left")
@@ -107,6 +112,7 @@ def _file_rows(files: DataFrame, lines: DataFrame, source: str, batch_id: int) -
             F.coalesce("lines_read", F.lit(0)).alias("lines_read"),
             "file_error",
             F.current_timestamp().alias("ingested_at"),
+            F.coalesce("_days", F.array().cast("array<string>")).alias("_days"),
         )
     )
 
@@ -249,7 +255,7 @@ def _ingest_batch(
         uris = [r["name"] for r in names]
         bronze = batch_rows(lake.read("bronze.events"), uris, source.arrival)
         ledger = keep(_file_rows(files, bronze, source.name, batch_id))
-        lake.append(ledger, "bronze.files", txn=(f"files-{source.name}", batch_id))
+        lake.append(ledger.drop("_days"), "bronze.files", txn=(f"files-{source.name}", batch_id))
         # the few busy cookies, found once for both the quarantine and the silver rows
         busy = keep(busy_cookie_days(bronze, s.max_events_per_cookie_per_day))
         silver, quarantine = split_bronze(
@@ -267,9 +273,9 @@ def _ingest_batch(
             r["reason"]: r["n"]
             for r in quarantine.groupBy("reason").agg(F.count("*").alias("n")).collect()
         }
-        days = event_days(bronze)
-        inserted = _merge_insert_new(lake, silver, days)
         tally = _tally(ledger)
+        days = list(tally["days"])
+        inserted = _merge_insert_new(lake, silver, days)
         if tally["unread"]:
             raise IngestConsistencyError(
                 f"{source.name} batch {batch_id}: {tally['unread']} lines counted in intact "
@@ -290,6 +296,7 @@ def _tally(ledger: DataFrame):
             "unread"
         ),
         F.sum(F.col("file_error").isNotNull().cast("int")).alias("bad_files"),
+        F.array_sort(F.array_distinct(F.flatten(F.collect_list("_days")))).alias("days"),
     ).first()
 
 
