@@ -293,6 +293,14 @@ def _delete_rows(lake: Lake, ids, pids: list[str], all_nodes: list[str]):
     return tables, {t: n for t, n in zip(tables, counts, strict=True) if n}
 
 
+def _may_hold_deletion_vectors(delta) -> bool:
+    """Whether the table's protocol allows deletion vectors. Without the feature a delete
+    rewrites the files it touches and no file can be masked, so there is nothing to purge
+    (a REORG of such a table still plans and runs five Spark jobs to find that out)."""
+    features = delta.detail().first().asDict().get("tableFeatures") or []
+    return "deletionVectors" in features
+
+
 def _purge(lake: Lake, tables: list[str], deleted: dict[str, int]) -> None:
     """Rewrites the files whose rows were deleted and vacuums every table at once, so no older
     version still holds the person."""
@@ -302,9 +310,11 @@ def _purge(lake: Lake, tables: list[str], deleted: dict[str, int]) -> None:
     hours = float(lake.settings.privacy.erasure_vacuum_hours)
 
     def purge(table: str) -> None:
-        if table in deleted:  # deletion vectors only mask rows: rewrite the files
+        delta = DeltaTable.forPath(spark, lake.path(table))
+        if table in deleted and _may_hold_deletion_vectors(delta):
+            # deletion vectors only mask rows: rewrite the files
             spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
-        DeltaTable.forPath(spark, lake.path(table)).vacuum(hours)
+        delta.vacuum(hours)
 
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
     try:
