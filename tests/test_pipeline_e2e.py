@@ -44,6 +44,8 @@ from .cluster_dag import (
 
 pytestmark = pytest.mark.slow  # the fast tier (make test-fast) leaves it out
 
+SEGMENT = "browse_abandoners_winter_coats"  # the audience the checks of its files read
+
 
 @pytest.fixture(scope="module")
 def world(request, settings, spark, workdir):
@@ -340,7 +342,7 @@ def test_lookalike_finds_the_planted_persona(world):
 
 def test_audience_files_are_exact_and_consent_safe(world):
     root = world["settings"].resolve(world["settings"].storage.audience_root)
-    google = os.path.join(root, "google_ads", "browse_abandoners_winter_coats", f"dt={RUN_DATE}")
+    google = os.path.join(root, "google_ads", SEGMENT, f"dt={RUN_DATE}")
     assert os.path.exists(os.path.join(google, "_SUCCESS"))
     manifest = json.load(open(os.path.join(google, "manifest.json")))
     files = glob.glob(os.path.join(google, "full", "*.csv.gz"))
@@ -369,6 +371,22 @@ def test_audience_files_are_exact_and_consent_safe(world):
     }
     exported = {r["person_id"] for r in lake.read("gold.exports").collect()}
     assert exported and not (exported & no_consent)
+    # the audience's people and the people it left out for consent, counted here by hand
+    members = {
+        r["person_id"]
+        for r in lake.read("gold.segment_membership")
+        .where((F.col("run_date") == RUN_DATE) & (F.col("segment") == SEGMENT))
+        .collect()
+    }
+    sendable = {
+        r["person_id"]
+        for r in lake.read("gold.profiles")
+        .where(F.col("ad_consent") & ~F.coalesce("identity_quarantined", F.lit(False)))
+        .collect()
+    }
+    assert manifest["people"] == len(members & sendable) > 0
+    dropped = world["reports"]["export"].dropped
+    assert dropped[f"google_ads/{SEGMENT} no consent"] == len(members - sendable) > 0
     # The Trade Desk ids are Base64 SHA-256 digests (32 bytes) or raw device ids
     ttd = os.path.join(root, "the_trade_desk", "browse_abandoners_winter_coats", f"dt={RUN_DATE}")
     for f in glob.glob(os.path.join(ttd, "full", "*.csv.gz")):

@@ -33,11 +33,19 @@ def consented(members, profiles):
     return members.join(consenting(profiles), "person_id", "left_semi")
 
 
-def consent_counts(members, profiles) -> tuple[int, int]:
-    """(members, consented members) in one pass, by the rule of ``consenting``."""
+def consent_counts(members, profiles, segments: list[str]) -> dict[str, tuple[int, int]]:
+    """segment -> (members, consented members) for each of ``segments``, by the rule of
+    ``consenting``: one pass over the date's members for every audience, not one per audience."""
     ok = consenting(profiles).select("person_id", F.lit(1).alias("ok"))
-    row = members.join(ok, "person_id", "left").agg(F.count("*"), F.count("ok")).first()
-    return int(row[0]), int(row[1])
+    rows = (
+        members.where(F.col("segment").isin(segments))
+        .join(ok, "person_id", "left")
+        .groupBy("segment")
+        .agg(F.count("*").alias("members"), F.count("ok").alias("consented"))
+        .collect()
+    )
+    counts = {r["segment"]: (int(r["members"]), int(r["consented"])) for r in rows}
+    return {segment: counts.get(segment, (0, 0)) for segment in segments}
 
 
 def identifiers(lake: Lake, run_date: str):
@@ -158,6 +166,7 @@ class _Day:
     last_dates: dict[tuple[str, str], str]
     lookalike_of: dict[str, str]  # a reach segment -> its lookalike
     computed: set[str]  # the lookalikes computed for the date
+    counts: dict[str, tuple[int, int]]  # segment -> (members, consented members)
 
 
 def _day(lake: Lake, report: JobReport, run_date: str, ids) -> _Day:
@@ -172,6 +181,9 @@ def _day(lake: Lake, report: JobReport, run_date: str, ids) -> _Day:
         for la in lake.settings.lookalikes
         for p in la.reach_percents
     }
+    profiles = lake.read("gold.profiles")
+    members = lake.read("gold.segment_membership").where(F.col("run_date") == run_date)
+    segments = sorted({s for dest in lake.settings.destinations for s in dest.segments})
     return _Day(
         lake,
         report,
@@ -179,12 +191,13 @@ def _day(lake: Lake, report: JobReport, run_date: str, ids) -> _Day:
         ids,
         removal_ids,
         pending,
-        lake.read("gold.profiles"),
-        lake.read("gold.segment_membership").where(F.col("run_date") == run_date),
+        profiles,
+        members,
         lake.settings.resolve(lake.settings.storage.audience_root).rstrip("/"),
         last_export_dates(lake, run_date),
         lookalike_of,
         computed_on(lake, run_date) if lookalike_of else set(),
+        consent_counts(members, profiles, segments),
     )
 
 
@@ -248,7 +261,7 @@ def _audience(day: _Day, dest, segment: str, keep) -> tuple[DataFrame | None, in
         return None, 0
     seg = day.members.where(F.col("segment") == segment).select("person_id")
     audience = keep(consented(seg, day.profiles))
-    members_n, size = consent_counts(seg, day.profiles)
+    members_n, size = day.counts[segment]
     day.report.dropped[f"{label} no consent"] = members_n - size
     if size < dest.min_audience_size:
         say(
