@@ -76,8 +76,7 @@ def event_day(event_ts: Column) -> Column:
 def silver_day(event_ts: Column) -> Column:
     """The day (``yyyy-MM-dd``) a line's silver row falls on, or null where the time makes no
     silver row: unreadable, or outside the plausible range (``quarantine_reason``). Where a
-    batch's rows go in silver, known before they are split (a year past 9999 is left out too:
-    it is no Python date)."""
+    batch's rows go in silver, known before they are split."""
     day = event_day(event_ts)
     plausible = day.between(F.lit(EARLIEST_EVENT).cast("date"), F.date_add(F.current_date(), 2))
     return F.when(plausible, F.date_format(day, "yyyy-MM-dd"))
