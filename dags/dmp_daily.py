@@ -29,12 +29,17 @@ PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = os.path.join(PROJECT, "jobs", "cli.py")
 # jars are shipped to every executor of every run (641 MB with the AWS SDK bundle) unless the
 # workers hold the project at the same path (an image, a shared disk): the jobs' own setting
-# spark.jars_on_workers (here from its environment override) names them as local: URIs
-_LOCAL = os.environ.get("DMP_SPARK__JARS_ON_WORKERS", "").lower() in ("1", "true", "yes")
-JARS = ",".join(
-    ("local:" if _LOCAL else "") + j
-    for j in sorted(glob.glob(os.path.join(PROJECT, ".cache", "jars", "*.jar")))
-)
+# spark.jars_on_workers (here from its environment override) puts them on the class paths,
+# read in place (Spark copies even local: jars into each executor's folder)
+_ON_WORKERS = os.environ.get("DMP_SPARK__JARS_ON_WORKERS", "").lower() in ("1", "true", "yes")
+_JAR_FILES = sorted(glob.glob(os.path.join(PROJECT, ".cache", "jars", "*.jar")))
+if _ON_WORKERS:
+    JAR_ARGS = {
+        "driver_class_path": os.pathsep.join(_JAR_FILES),
+        "conf": {"spark.executor.extraClassPath": os.pathsep.join(_JAR_FILES)},
+    }
+else:
+    JAR_ARGS = {"jars": ",".join(_JAR_FILES) or None}
 
 
 def _vocabulary():
@@ -64,7 +69,7 @@ def job(task_id: str, date: str = "{{ ds }}", args=None, **kwargs) -> SparkSubmi
         conn_id="spark_default",
         application=CLI,
         application_args=args or [task_id, "--date", date],
-        jars=JARS or None,
+        **JAR_ARGS,
         name=f"dmp-{task_id}",
         env_vars={"PYTHONPATH": PROJECT},
         **kwargs,

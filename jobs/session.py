@@ -7,6 +7,8 @@ from __future__ import annotations
 import glob
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from pyspark.sql import SparkSession
 
@@ -31,14 +33,31 @@ def jar_paths(settings: Settings) -> list[str]:
     return jars
 
 
-def spark_conf(settings: Settings) -> dict[str, str]:
+def jar_conf(settings: Settings, launched_here: bool) -> dict[str, str]:
+    """Where the JVMs find the jar cache (641 MB, most of it the AWS SDK bundle). Spark copies
+    every ``spark.jars`` entry, ``local:`` ones too, into each executor's folder and fetch
+    cache, so the jars are named there only where they must travel. Where every JVM can read
+    them in place, they go on the class paths instead: a local master this process starts
+    (one JVM), or workers that hold the project at the same path (``spark.jars_on_workers``)."""
+    jars = jar_paths(settings)
+    local = launched_here and settings.spark.master.startswith("local")
+    if local or settings.spark.jars_on_workers:
+        path = os.pathsep.join(jars)
+        return {"spark.driver.extraClassPath": path, "spark.executor.extraClassPath": path}
+    return {"spark.jars": ",".join(jars)}
+
+
+def launched_by_spark_submit() -> bool:
+    """Whether spark-submit started this driver (its master and jars are given already)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ or "SPARK_SUBMIT_MASTER" in os.environ
+
+
+def spark_conf(settings: Settings, launched_here: bool = True) -> dict[str, str]:
     s3 = settings.s3
     conf = {
         "spark.sql.extensions": DELTA_EXTENSION,
         "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
-        "spark.jars": ",".join(
-            ("local:" if settings.spark.jars_on_workers else "") + j for j in jar_paths(settings)
-        ),
+        **jar_conf(settings, launched_here),
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         # Delta's VACUUM lists directories with this many tasks (default 10,000: half a minute
         # of empty tasks per table on 2 cores)
@@ -79,18 +98,35 @@ def get_spark(settings: Settings, app_name: str | None = None) -> SparkSession:
     # Python workers must run the project's interpreter (pyarrow, the jobs package)
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder.appName(app_name or settings.spark.app_name)
+    launched_here = not launched_by_spark_submit()
     # Under spark-submit the master is already in the launcher's conf; do not override it.
-    if "PYSPARK_GATEWAY_PORT" not in os.environ and "SPARK_SUBMIT_MASTER" not in os.environ:
+    if launched_here:
         builder = builder.master(settings.spark.master)
         if settings.spark.master.startswith("local"):
             # a local session talks to itself over loopback, whatever the host's network is
             builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config(
                 "spark.driver.host", "127.0.0.1"
             )
-    for key, value in spark_conf(settings).items():
+    for key, value in spark_conf(settings, launched_here).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     ckpt = settings.resolve(settings.storage.lake_root).rstrip("/") + "/_checkpoints/spark"
     spark.sparkContext.setCheckpointDir(ckpt)
     return spark
+
+
+@contextmanager
+def session_conf(spark: SparkSession, conf: dict[str, str]) -> Iterator[None]:
+    """``conf`` set on the session for the block, each key restored (or unset) after it."""
+    before = {key: spark.conf.get(key, None) for key in conf}
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)

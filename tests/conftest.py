@@ -9,6 +9,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -118,15 +119,19 @@ def s3(s3_server):
     return boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
 
 
+class Cluster(NamedTuple):
+    master: str  # its URL
+    work: Path  # the worker's folder: one per application
+
+
 @pytest.fixture(scope="session")
 def spark_cluster(tmp_path_factory):
-    """A Spark standalone master and worker on loopback (infra/scripts/spark-cluster.sh);
-    -> its master URL."""
+    """A Spark standalone master and worker on loopback (infra/scripts/spark-cluster.sh)."""
     folder = tmp_path_factory.mktemp("spark-cluster")
     port = _free_port()
     script = ROOT / "infra" / "scripts" / "spark-cluster.sh"
     subprocess.run(["bash", str(script), "start", str(folder), str(port)], check=True)
-    yield f"spark://127.0.0.1:{port}"
+    yield Cluster(f"spark://127.0.0.1:{port}", folder / "work")
     subprocess.run(["bash", str(script), "stop", str(folder)], check=False)
 
 
@@ -152,7 +157,8 @@ def cluster_dag(request, settings, tmp_path_factory):
         return
     cluster = request.getfixturevalue("spark_cluster")
     request.getfixturevalue("airflow_db")
-    run = start_daily_dag(settings, cluster, tmp_path_factory.mktemp("cluster-run"))
+    run = start_daily_dag(settings, cluster.master, tmp_path_factory.mktemp("cluster-run"))
+    run["worker_folder"] = cluster.work
     yield run
     if run["proc"].poll() is None:
         os.killpg(run["proc"].pid, signal.SIGKILL)

@@ -57,3 +57,26 @@ def test_an_external_id_only_where_the_platform_takes_one(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"destinations\.0.*send_external_id: google takes no"):
         load_settings(f, environ={})
+
+
+def test_the_jar_cache_is_read_in_place_not_copied(spark, settings):
+    """A local master this process starts and workers that hold the project read the jars
+    from their class paths. Spark copies every ``spark.jars`` entry into each JVM's folder:
+    641 MB per start, left behind by a killed job."""
+    from pyspark import SparkFiles
+
+    from jobs.session import jar_conf, jar_paths
+
+    jars = jar_paths(settings)
+    assert any("bundle" in j for j in jars)
+    on_workers = settings.model_copy(
+        update={"spark": settings.spark.model_copy(update={"jars_on_workers": True})}
+    )
+    for read_in_place in (jar_conf(settings, True), jar_conf(on_workers, False)):
+        assert "spark.jars" not in read_in_place
+        assert read_in_place["spark.driver.extraClassPath"].split(":") == jars
+        assert read_in_place["spark.executor.extraClassPath"].split(":") == jars
+    assert jar_conf(settings, launched_here=False) == {"spark.jars": ",".join(jars)}
+    # the suite's own session: nothing copied
+    spark.range(1).count()
+    assert not list(Path(SparkFiles.getRootDirectory()).glob("*.jar"))

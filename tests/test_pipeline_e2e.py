@@ -982,3 +982,7 @@ def test_daily_dag_on_the_cluster_matches_the_local_run(world, cluster_dag):
     assert cluster == local
     runs = remote.read("reports.runs").select("job").collect()
     assert len(runs) == len(JOBS)  # every job ran once, through spark-submit
+    # the worker holds the project at the same path: its executors read the jars in place
+    apps = list(cluster_dag["worker_folder"].glob("app-*"))
+    assert len(apps) >= len(JOBS)
+    assert not list(cluster_dag["worker_folder"].rglob("*.jar"))
