@@ -5,8 +5,9 @@
 - ``dmp_segments_refresh``: re-evaluate segments and lookalikes for a date (e.g. after a
   definition changed); it updates the ``segment_membership`` asset.
 - ``dmp_export``: scheduled on that asset; exports the latest segment run to the ad platforms.
-- ``dmp_privacy``: daily retention (raw files, bronze, silver past their configured days), then
-  a PII scan of every table and audience file that fails the run on any finding. Erasure stays
+- ``dmp_privacy``: daily retention (raw files, bronze, silver past their configured days), a
+  vacuum of every table (so deleted rows and overwritten versions leave the storage), then a PII
+  scan of every table and audience file that fails the run on any finding. Erasure stays
   a command (``dmp erase``): a request passed as DAG parameters would store the identifiers in
   Airflow's metadata database.
 
@@ -119,8 +120,8 @@ with dmp_dag(
 
 with dmp_dag(
     "dmp_privacy",
-    "retention, then a PII scan of every table and audience file",
+    "retention, vacuum, then a PII scan of every table and audience file",
     "@daily",
     ["privacy"],
 ):
-    chain([job("retention"), job("scan-pii", args=["scan-pii"])])
+    chain([job("retention"), job("vacuum"), job("scan-pii", args=["scan-pii"])])

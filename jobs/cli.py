@@ -88,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
         )
     )
     r.add_argument("--date", type=_date, required=True)
+    v = with_conf(
+        sub.add_parser(
+            "vacuum",
+            help="delete the files no current table version reads, once older than "
+            "privacy.vacuum_hours",
+        )
+    )
+    v.add_argument("--date", type=_date, required=True)
     e = with_conf(
         sub.add_parser(
             "erase",

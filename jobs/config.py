@@ -231,6 +231,9 @@ class PrivacySettings(_Strict):
     raw_days: int | None = Field(None, ge=1)
     bronze_days: int | None = Field(None, ge=1)
     silver_days: int | None = Field(None, ge=1)
+    # vacuum job: files no current table version reads are deleted once this old (Delta's
+    # default, 168, keeps a week of time travel and readers in flight safe)
+    vacuum_hours: int = Field(168, ge=0)
 
 
 class OpsSettings(_Strict):

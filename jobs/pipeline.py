@@ -27,7 +27,11 @@ def _stage(module: str) -> Callable:
 
 
 # job -> the module that runs it, where the job's name is not the module's
-_MODULES = {"export": "activation", "retention": "privacy.retention"}
+_MODULES = {
+    "export": "activation",
+    "retention": "privacy.retention",
+    "vacuum": "privacy.vacuum",
+}
 JOBS: dict[str, Callable] = {
     job: _ingest if job == "ingest" else _stage(_MODULES.get(job, job)) for job in DAILY_JOBS
 }

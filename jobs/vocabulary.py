@@ -10,7 +10,7 @@ from __future__ import annotations
 # the daily pipeline, in order: each job reads what the ones before it wrote
 DAILY_JOBS = ("ingest", "quality", "identity", "profiles", "segments", "lookalike", "export")
 # jobs on their own schedule, outside the daily chain
-MAINTENANCE_JOBS = ("retention",)
+MAINTENANCE_JOBS = ("retention", "vacuum")
 
 # identifier type -> the column that holds it in events, customer records and identity tables
 ID_TYPES = {

@@ -51,11 +51,11 @@ def test_no_heavy_imports_at_dag_top_level():
         assert banned not in text
 
 
-def test_privacy_dag_runs_retention_then_a_scan_that_parses():
+def test_privacy_dag_runs_retention_vacuum_then_a_scan_that_parses():
     from jobs.cli import build_parser
 
     dag = _bag().dags["dmp_privacy"]
-    assert [t.task_id for t in dag.topological_sort()] == ["retention", "scan-pii"]
+    assert [t.task_id for t in dag.topological_sort()] == ["retention", "vacuum", "scan-pii"]
     for t in dag.tasks:  # every command line the DAG would run is one the CLI accepts
         args = [a.replace("{{ ds }}", "2026-11-29") for a in t.application_args]
         assert build_parser().parse_args(args).command == t.task_id

@@ -8,7 +8,8 @@ import glob
 from delta.tables import DeltaTable
 
 from jobs.lake import Lake
-from jobs.privacy.erase import _may_hold_deletion_vectors, _purge
+from jobs.privacy.erase import _purge
+from jobs.privacy.vacuum import may_hold_deletion_vectors
 
 WITH_DV, WITHOUT_DV = "gold.person_identifiers", "gold.profiles"
 
@@ -36,8 +37,8 @@ def test_the_purge_rewrites_masked_files_and_vacuums_the_old_ones(spark, setting
             gone.alias("s"), "t.person_id = s.person_id"
         ).whenMatchedDelete().execute()
     with_dv = DeltaTable.forPath(spark, lake.path(WITH_DV))
-    assert _may_hold_deletion_vectors(with_dv)
-    assert not _may_hold_deletion_vectors(DeltaTable.forPath(spark, lake.path(WITHOUT_DV)))
+    assert may_hold_deletion_vectors(with_dv)
+    assert not may_hold_deletion_vectors(DeltaTable.forPath(spark, lake.path(WITHOUT_DV)))
     # the premise: the masked file still holds the row until it is purged
     assert "p3" in _values_on_disk(spark, lake.path(WITH_DV))
 

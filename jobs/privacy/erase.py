@@ -21,6 +21,7 @@ from jobs.ingest.normalise import email_hashes, phone_hashes
 from jobs.lake import TABLES, Lake, per_table
 from jobs.privacy.audiences import candidate_folders, erase_audience_files, identifying_values
 from jobs.privacy.raw_files import MIN_FREE_TEXT_MATCH, contains_any, erase_raw
+from jobs.privacy.vacuum import may_hold_deletion_vectors, vacuum_conf
 from jobs.profiles.identifiers import person_identifiers
 from jobs.report import JobReport
 from jobs.session import session_conf
@@ -294,14 +295,6 @@ def _delete_rows(lake: Lake, ids, pids: list[str], all_nodes: list[str]):
     return tables, {t: n for t, n in zip(tables, counts, strict=True) if n}
 
 
-def _may_hold_deletion_vectors(delta) -> bool:
-    """Whether the table's protocol allows deletion vectors. Without the feature a delete
-    rewrites the files it touches and no file can be masked, so there is nothing to purge
-    (a REORG of such a table still plans and runs five Spark jobs to find that out)."""
-    features = delta.detail().first().asDict().get("tableFeatures") or []
-    return "deletionVectors" in features
-
-
 def _purge(lake: Lake, tables: list[str], deleted: dict[str, int]) -> None:
     """Rewrites the files whose rows were deleted and vacuums every table at once, so no older
     version still holds the person."""
@@ -312,18 +305,12 @@ def _purge(lake: Lake, tables: list[str], deleted: dict[str, int]) -> None:
 
     def purge(table: str) -> None:
         delta = DeltaTable.forPath(spark, lake.path(table))
-        if table in deleted and _may_hold_deletion_vectors(delta):
+        if table in deleted and may_hold_deletion_vectors(delta):
             # deletion vectors only mask rows: rewrite the files
             spark.sql(f"REORG TABLE delta.`{lake.path(table)}` APPLY (PURGE)")
         delta.vacuum(hours)
 
-    conf = {
-        "spark.databricks.delta.retentionDurationCheck.enabled": "false",
-        # VACUUM's listing and diff are a few small stages: adaptive execution only cuts each
-        # into more jobs (25 against 7 per table)
-        "spark.sql.adaptive.enabled": "false",
-    }
-    with session_conf(spark, conf):
+    with session_conf(spark, vacuum_conf(hours)):
         per_table(purge, tables)
 
 

@@ -1,6 +1,6 @@
 """Retention: raw landing files, bronze and silver events older than the configured number of
-days are deleted; the deleted rows leave the storage at the next vacuum (Delta's default
-retention, so readers in flight are safe)."""
+days are deleted; the deleted rows leave the storage with the vacuum job's next run past
+``privacy.vacuum_hours`` (jobs/privacy/vacuum.py)."""
 
 from __future__ import annotations
 
