@@ -90,7 +90,7 @@ def run(spark: SparkSession, df: pd.DataFrame, thresholds: list[float]) -> dict:
     truth = true_pairs(df.index)
     out: dict = {"deterministic": scores(deterministic_pairs(records), truth)}
     t0 = time.perf_counter()
-    model = train(spark, records, max_pairs=1_000_000, seed=1)
+    model = train(records, max_pairs=1_000_000, seed=1)
     t1 = time.perf_counter()
     found: list = []
     predict(spark, records, model, min(thresholds), lambda pairs: found.extend(pairs.collect()))

@@ -238,7 +238,7 @@ def match_model(lake: Lake, crm, m, run_date: str, report: JobReport) -> tuple |
     if n < MIN_MATCH_RECORDS:
         report.facts["matching model"] = f"none: {n} customer records, {MIN_MATCH_RECORDS} needed"
         return None
-    model = train(lake.spark, records, m.sample_pairs, seed=1)
+    model = train(records, m.sample_pairs, seed=1)
     row = lake.spark.createDataFrame(
         [(run_date, n, model)], "trained_on string, records long, model string"
     )
