@@ -215,7 +215,8 @@ def train(records: DataFrame, max_pairs: int, seed: int) -> str:
     # one thread: EM's sums then add up in one order, and a rerun learns the same last digits
     con = duckdb.connect(config={"threads": 1})
     try:
-        con.register("crm_records", training_sample(records).toArrow())
+        used = training_sample(records).select("customer_id", *TRAINING_COLUMNS)
+        con.register("crm_records", used.toArrow())
         api = DuckDBAPI(connection=con)
         linker = Linker("crm_records", settings(), db_api=api, set_up_basic_logging=False)
         t = linker.training
@@ -235,6 +236,20 @@ def train(records: DataFrame, max_pairs: int, seed: int) -> str:
 # u estimates are ratios over pairs, which a uniform sample of records keeps
 TRAIN_RECORDS = 500_000
 TRAINED_KEYS = ("m_probability", "u_probability", "fix_m_probability", "fix_u_probability")
+# what the comparisons and blocks read (the features kept for scoring's evidence aside)
+TRAINING_COLUMNS = [
+    "first_name_meta_sha256",
+    "first_name_grams",
+    "last_name_meta_sha256",
+    "last_name_grams",
+    "zip",
+    "city_meta_sha256",
+    "address_sha256",
+    "address_grams",
+    *DOB,
+    "email_sha256",
+    "phone_sha256",
+]
 
 
 def training_sample(records: DataFrame) -> DataFrame:

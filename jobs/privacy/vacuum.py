@@ -2,26 +2,29 @@
 ``privacy.vacuum_hours``. Without it a row the retention job deleted, and every gold table a
 daily run overwrote, stays on the storage for good: Delta only unlinks files from the log.
 
-Each vacuum is logged in the table's history (``VACUUM START`` / ``VACUUM END``), where the job
-reads how many files and bytes went."""
+A vacuum commits nothing (Delta's vacuum logging is off): the jobs read a table's version and
+latest commit as what changed, and a daily vacuum would move both. What it deleted is measured
+on the storage instead, before and after."""
 
 from __future__ import annotations
 
 from jobs.lake import TABLES, Lake, per_table
 from jobs.report import JobReport
 from jobs.session import session_conf
+from jobs.storage import hadoop_fs
 
 # Delta's own default retention: readers in flight and a week of time travel stay safe
 DELTA_DEFAULT_HOURS = 168
 
 
-def vacuum_conf(hours: float, logged: bool = False) -> dict[str, str]:
+def vacuum_conf(hours: float) -> dict[str, str]:
     """Session settings for a vacuum of ``hours``: Delta refuses less than its default unless
-    its check is off, and VACUUM's listing and diff are a few small stages that adaptive
-    execution only cuts into more jobs (25 against 7 per table)."""
-    conf = {"spark.sql.adaptive.enabled": "false"}
-    if logged:  # two commits more per table; Delta's own default otherwise
-        conf["spark.databricks.delta.vacuum.logging.enabled"] = "true"
+    its check is off; VACUUM's listing and diff are a few small stages that adaptive execution
+    only cuts into more jobs (25 against 7 per table); and no VACUUM START / END commits."""
+    conf = {
+        "spark.sql.adaptive.enabled": "false",
+        "spark.databricks.delta.vacuum.logging.enabled": "false",
+    }
     if hours < DELTA_DEFAULT_HOURS:
         conf["spark.databricks.delta.retentionDurationCheck.enabled"] = "false"
     return conf
@@ -35,12 +38,15 @@ def may_hold_deletion_vectors(delta) -> bool:
     return "deletionVectors" in features
 
 
-def vacuumed(delta) -> tuple[int, int]:
-    """(files, bytes) the table's latest vacuum deleted, from its history."""
-    rows = delta.history(10).select("operation", "operationMetrics").collect()
-    end = next(r for r in rows if r["operation"] == "VACUUM END")["operationMetrics"]
-    start = next(r for r in rows if r["operation"] == "VACUUM START")["operationMetrics"]
-    return int(end.get("numDeletedFiles", 0)), int(start.get("sizeOfDataToDelete", 0))
+def data_files(lake: Lake, table: str) -> tuple[int, int]:
+    """(files, bytes) under the table's folder, its Delta log left out."""
+    fs, path = hadoop_fs(lake.spark, lake.path(table))
+    everything = fs.getContentSummary(path)
+    log = fs.getContentSummary(path.suffix("/_delta_log"))
+    return (
+        everything.getFileCount() - log.getFileCount(),
+        everything.getLength() - log.getLength(),
+    )
 
 
 def run(lake: Lake, report: JobReport, run_date: str) -> None:
@@ -50,19 +56,18 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     tables = [t for t in TABLES if lake.exists(t)]
 
     def vacuum(table: str) -> tuple[int, int]:
-        delta = DeltaTable.forPath(lake.spark, lake.path(table))
-        delta.vacuum(hours)
-        return vacuumed(delta)
+        files, size = data_files(lake, table)
+        DeltaTable.forPath(lake.spark, lake.path(table)).vacuum(hours)
+        files_after, size_after = data_files(lake, table)
+        return files - files_after, size - size_after
 
-    with (
-        report.step(f"vacuum {len(tables)} tables"),
-        session_conf(lake.spark, vacuum_conf(hours, logged=True)),
-    ):
-        results = dict(zip(tables, per_table(vacuum, tables), strict=True))
-    for table, (files, _) in results.items():
+    with report.step(f"vacuum {len(tables)} tables"), session_conf(lake.spark, vacuum_conf(hours)):
+        freed = dict(zip(tables, per_table(vacuum, tables), strict=True))
+    # measured on the storage: a job writing a table meanwhile counts against its figure
+    for table, (files, _) in freed.items():
         if files:
-            report.dropped[f"{table} files"] = files
+            report.facts[f"{table}: files deleted"] = files
     report.facts["tables vacuumed"] = len(tables)
-    report.facts["files deleted"] = sum(f for f, _ in results.values())
-    report.facts["bytes deleted"] = sum(b for _, b in results.values())
+    report.facts["files deleted"] = sum(f for f, _ in freed.values())
+    report.facts["bytes deleted"] = sum(b for _, b in freed.values())
     report.facts["retention hours"] = lake.settings.privacy.vacuum_hours
