@@ -74,6 +74,7 @@ def test_vacuum_deletes_unread_files_past_the_configured_hours(spark, settings, 
     assert set(after["gold.profiles"]) == read and len(read) == 1  # the current version only
     gone = {t: set(before[t]) - set(after[t]) for t in before}
     assert len(gone["silver.events"]) == 2 and len(gone["gold.profiles"]) == 2
+    assert not gone["reports.runs"]  # a run's row is appended without an empty file beside it
     assert {k: v for k, v in report.facts.items() if k.endswith(": files deleted")} == {
         f"{t}: files deleted": len(f) for t, f in gone.items() if f
     }

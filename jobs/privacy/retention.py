@@ -76,6 +76,6 @@ def run(lake: Lake, report: JobReport, run_date: str) -> None:
     lake.append(
         lake.spark.createDataFrame(
             rows, "run_date string, target string, cutoff string, deleted long"
-        ),
+        ).coalesce(1),  # no empty file beside it (jobs/pipeline.py: record_run)
         "privacy.retention",
     )
